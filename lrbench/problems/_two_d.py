@@ -1,0 +1,43 @@
+"""Shared machinery of the 2-D test functions (full-batch, deterministic objectives)."""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+import torch
+
+from lrbench.problems._base import Problem, Task
+
+
+class _Point(torch.nn.Module):
+    def __init__(self, xy: torch.Tensor) -> None:
+        super().__init__()
+        self.xy = torch.nn.Parameter(xy)
+
+
+class TwoD(Problem):
+    """A function of a point (x, y). The start is ``start`` plus N(0, spread²) noise
+    drawn from the run's seed, so seeds differ but each seed is reproducible."""
+
+    start: ClassVar[tuple[float, float]]
+    spread: ClassVar[float] = 0.1
+
+    @staticmethod
+    def f(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden
+        raise TypeError("subclasses define f")
+
+    def build(self, seed: int, device: torch.device) -> Task:
+        g = torch.Generator().manual_seed(seed)
+        xy0 = torch.tensor(self.start, dtype=torch.float32) + self.spread * torch.randn(2, generator=g)
+        model = _Point(xy0).to(device)
+        f: Callable = self.f
+
+        def loss(_idx=None) -> torch.Tensor:
+            return f(model.xy[0], model.xy[1])
+
+        def evaluate() -> dict[str, float]:
+            with torch.no_grad():
+                x, y = model.xy.tolist()
+                return {"train_loss": float(f(model.xy[0], model.xy[1])), "x": x, "y": y}
+
+        return Task(model=model, loss=loss, evaluate=evaluate, n_train=1, val_loss=loss)

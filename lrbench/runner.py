@@ -1,0 +1,248 @@
+"""The runner: executes one :class:`~lrbench.spec.RunConfig` and returns a
+:class:`~lrbench.spec.RunResult`.
+
+It owns the clock, the seeds, evaluation and oracle accounting; the optimizer sees only
+its parameters and the closure. Data lives on the device and batches are taken by
+index there. Only the step region (``optimizer.step(closure)``) is timed: with
+``perf_counter`` on the CPU, with CUDA events on the GPU. Batch losses stay on the
+device and are checked for divergence at each (untimed) evaluation, so the hot loop never
+synchronises.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrbench.closure import OracleCounter, make_closure
+from lrbench.env import environment
+from lrbench.registry import make_problem, optimizer_class
+from lrbench.spec import RunConfig, RunResult
+
+__all__ = ["run_one", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR"]
+
+DIVERGENCE_FACTOR = 1e6
+"""A run whose loss exceeds this multiple of its initial loss is marked ``diverged``."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"invalid device: {device!r} (must be auto, cpu or cuda)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("invalid device: 'cuda' (no CUDA device is available)")
+    return torch.device(device)
+
+
+def build_optimizer(key: str, params, hparams: dict[str, Any], steps_per_epoch: int) -> torch.optim.Optimizer:
+    """Instantiate a registered optimizer; ``steps_per_epoch`` is passed to those that take it."""
+    cls = optimizer_class(key)
+    hp = dict(hparams)
+    if "steps_per_epoch" in inspect.signature(cls.__init__).parameters and "steps_per_epoch" not in hp:
+        hp["steps_per_epoch"] = steps_per_epoch
+    return cls(params, **hp)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _state_bytes(state: Any) -> int:
+    if isinstance(state, torch.Tensor):
+        return state.nelement() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_state_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_state_bytes(v) for v in state)
+    return 0
+
+
+def _peak_rss_bytes() -> int:
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib if sys.platform == "darwin" else kib * 1024
+
+
+class _Batches:
+    """Epoch-wise random permutations of the training indices, on the device, from a
+    generator seeded by the run's seed alone (equal seeds see equal batch orders,
+    whatever the optimizer). Full-batch problems get ``None``."""
+
+    def __init__(self, n: int, batch_size: int | None, seed: int, device: torch.device) -> None:
+        self.n, self.bs, self.device = n, batch_size, device
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.perm: torch.Tensor | None = None
+        self.pos = n
+
+    def next(self) -> torch.Tensor | None:
+        if self.bs is None:
+            return None
+        if self.pos + self.bs > self.n:
+            self.perm = torch.randperm(self.n, generator=self.gen, device=self.device)
+            self.pos = 0
+        idx = self.perm[self.pos : self.pos + self.bs]
+        self.pos += self.bs
+        return idx
+
+
+class _Clock:
+    """Per-step timings of the step region; CUDA events on the GPU, resolved lazily."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.times: list[float] = []
+        self.pending: list[tuple[Any, Any]] = []
+
+    def start(self):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def stop(self, t0) -> None:
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.pending.append((t0, ev))
+        else:
+            self.times.append(time.perf_counter() - t0)
+
+    def resolve(self) -> list[float]:
+        if self.pending:
+            torch.cuda.synchronize()
+            self.times.extend(a.elapsed_time(b) / 1e3 for a, b in self.pending)
+            self.pending.clear()
+        return self.times
+
+
+def _lr(group: dict) -> float:
+    lr = group["lr"]
+    return float(lr.detach().float().mean()) if isinstance(lr, torch.Tensor) else float(lr)
+
+
+def run_one(config: RunConfig) -> RunResult:
+    """Execute one run. Never raises for a failing optimizer or problem: the result's
+    status is then ``failed`` with the exception's text (``KeyboardInterrupt`` propagates)."""
+    device = resolve_device(config.device)
+    env = environment(device)
+    problem = make_problem(config.problem.key, **config.problem.options)
+    thresholds = tuple(float(t) for t in problem.thresholds)
+    state: dict[str, Any] = {"steps": 0, "counter": OracleCounter(), "opt": None}
+    curves: dict[str, list] = {}
+    clock = _Clock(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss0 = _peak_rss_bytes()
+    try:
+        status, message = _train(config, problem, device, curves, clock, state)
+    except Exception as exc:  # noqa: BLE001 - any failure of a run is recorded, the sweep goes on
+        status, message = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+    times = clock.resolve()
+    if device.type == "cuda":
+        peak = int(torch.cuda.max_memory_allocated(device))
+    else:
+        peak = max(0, _peak_rss_bytes() - rss0)
+    final, best = _summaries(curves, problem.metrics)
+    stt = {}
+    for t in thresholds:
+        hit = [s for s, v in zip(curves.get("step", []), curves.get("train_loss", [])) if v <= t]
+        stt[str(t)] = hit[0] if hit else None
+    opt = state["opt"]
+    return RunResult(
+        config=config,
+        status=status,
+        message=message,
+        steps=state["steps"],
+        final=final,
+        best=best,
+        thresholds=thresholds,
+        steps_to_threshold=stt,
+        wall_time_s=float(sum(times)),
+        median_step_s=float(statistics.median(times)) if times else float("nan"),
+        peak_memory_bytes=peak,
+        state_bytes=_state_bytes(dict(opt.state)) if opt is not None else 0,
+        forward=state["counter"].forward,
+        backward=state["counter"].backward,
+        curves=curves,
+        env=env,
+    )
+
+
+def _summaries(curves: dict[str, list], metrics: dict[str, str]) -> tuple[dict, dict]:
+    final, best = {}, {}
+    for name, sense in metrics.items():
+        vals = curves.get(name)
+        if not vals:
+            continue
+        final[name] = vals[-1]
+        finite = [v for v in vals if math.isfinite(v)]
+        if sense in ("min", "max") and finite:
+            best[name] = min(finite) if sense == "min" else max(finite)
+    return final, best
+
+
+def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
+    _seed_everything(config.seed)
+    task = problem.build(config.seed, device)
+    params = [p for p in task.model.parameters() if p.requires_grad]
+    batch = [None]
+    closure = make_closure(lambda: task.loss(batch[0]), params, state["counter"],
+                           compute_val_loss=task.val_loss)
+    opt = build_optimizer(config.optimizer.key, params, config.optimizer.hparams, task.steps_per_epoch)
+    state["opt"] = opt
+    batches = _Batches(task.n_train, task.batch_size, config.seed, device)
+    steps, every = config.budget.steps, config.budget.eval_every
+    losses = torch.empty(steps, device=device)
+    checked = 0
+
+    def evaluate(step: int) -> str | None:
+        """Record one curve point; return a divergence message, if any."""
+        nonlocal checked
+        task.model.eval()
+        point = {"step": step, "time_s": sum(clock.resolve())}
+        point.update(task.evaluate())
+        for i, g in enumerate(opt.param_groups):
+            point[f"lr_{i}"] = _lr(g)
+        task.model.train()
+        for k, v in point.items():
+            curves.setdefault(k, []).append(v)
+        initial = curves["train_loss"][0]
+        limit = DIVERGENCE_FACTOR * abs(initial)
+        seen = losses[checked:step].cpu()
+        checked = step
+        bad = ~torch.isfinite(seen) | (seen > limit)
+        if bad.any():
+            first = checked - len(seen) + int(bad.nonzero()[0]) + 1
+            return f"loss {float(seen[bad][0]):.3g} at step {first}"
+        if not math.isfinite(point["train_loss"]) or point["train_loss"] > limit:
+            return f"train loss {point['train_loss']:.3g} at step {step}"
+        return None
+
+    msg = evaluate(0)
+    if msg:
+        return "diverged", msg
+    for step in range(1, steps + 1):
+        batch[0] = batches.next()
+        t0 = clock.start()
+        loss = opt.step(closure)
+        clock.stop(t0)
+        losses[step - 1] = loss
+        state["steps"] = step
+        if step % every == 0 or step == steps:
+            msg = evaluate(step)
+            if msg:
+                return "diverged", msg
+    return "ok", ""

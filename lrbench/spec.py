@@ -1,0 +1,246 @@
+"""The frozen, JSON-round-trippable dataclasses that cross module boundaries.
+
+Everything else in lrbench takes and returns these. ``to_dict``/``from_dict`` give plain
+JSON types; a :class:`RunConfig`'s ``run_key`` is a hash of its canonical JSON, so the
+same experiment always has the same key, and its ``name`` is built from sorted keys
+(``adam[lr=0.001]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = [
+    "OptimizerSpec",
+    "ProblemSpec",
+    "Budget",
+    "RunConfig",
+    "Environment",
+    "RunResult",
+    "Suite",
+    "SuiteEntry",
+    "STATUSES",
+    "canonical_json",
+]
+
+STATUSES = ("ok", "diverged", "failed")
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the basis of run keys."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def _name(key: str, params: Mapping[str, Any]) -> str:
+    if not params:
+        return key
+    inner = ",".join(f"{k}={_fmt(params[k])}" for k in sorted(params))
+    return f"{key}[{inner}]"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+class _Frozen:
+    """Hashing by canonical JSON (the dict fields make the default hash impossible)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def __hash__(self) -> int:
+        return hash(canonical_json(self.to_dict()))
+
+
+@dataclass(frozen=True, eq=True)
+class OptimizerSpec(_Frozen):
+    """A registry key and its hyper-parameters."""
+
+    key: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Readable name from sorted hyper-parameters, e.g. ``adam[lr=0.001]``."""
+        return _name(self.key, self.hparams)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "OptimizerSpec":
+        return cls(d["key"], dict(d.get("hparams", {})))
+
+    __hash__ = _Frozen.__hash__
+
+
+@dataclass(frozen=True, eq=True)
+class ProblemSpec(_Frozen):
+    """A registry key and its options (size, data source, ...)."""
+
+    key: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return _name(self.key, self.options)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ProblemSpec":
+        return cls(d["key"], dict(d.get("options", {})))
+
+    __hash__ = _Frozen.__hash__
+
+
+@dataclass(frozen=True)
+class Budget(_Frozen):
+    """Training steps, and the period (in steps) of the untimed evaluation."""
+
+    steps: int
+    eval_every: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ValueError(f"invalid steps: {self.steps!r} (must be an integer >= 1)")
+        if not (isinstance(self.eval_every, int) and self.eval_every >= 1):
+            raise ValueError(f"invalid eval_every: {self.eval_every!r} (must be an integer >= 1)")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Budget":
+        return cls(int(d["steps"]), int(d["eval_every"]))
+
+    __hash__ = _Frozen.__hash__
+
+
+@dataclass(frozen=True, eq=True)
+class RunConfig(_Frozen):
+    """One run: a problem, an optimizer, a seed, a device and a budget, in a suite."""
+
+    suite: str
+    problem: ProblemSpec
+    optimizer: OptimizerSpec
+    seed: int
+    device: str
+    budget: Budget
+
+    @property
+    def run_key(self) -> str:
+        """Stable identifier: the first 16 hex digits of SHA-256 of the canonical JSON."""
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        return f"{self.problem.name}/{self.optimizer.name}/seed={self.seed}"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+        return cls(
+            suite=d["suite"],
+            problem=ProblemSpec.from_dict(d["problem"]),
+            optimizer=OptimizerSpec.from_dict(d["optimizer"]),
+            seed=int(d["seed"]),
+            device=d["device"],
+            budget=Budget.from_dict(d["budget"]),
+        )
+
+    __hash__ = _Frozen.__hash__
+
+
+@dataclass(frozen=True)
+class Environment(_Frozen):
+    """Where a run ran."""
+
+    lrbench_version: str
+    torch_version: str
+    python_version: str
+    platform: str
+    device_name: str
+    git_commit: str | None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Environment":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunResult(_Frozen):
+    """Everything recorded about one finished run.
+
+    Attributes:
+        status: ``ok``, ``diverged`` (non-finite loss or > 1e6 × the initial loss) or
+            ``failed`` (an exception; its text is in ``message``).
+        steps: training steps completed.
+        final: metrics at the last evaluation (``train_loss`` and the problem's others).
+        best: best value of each metric over the evaluations (min or max by its sense).
+        thresholds: the problem's train-loss thresholds, easy to hard.
+        steps_to_threshold: for each threshold (as ``str(float)``), the first evaluated
+            step at which ``train_loss <= threshold``, or ``None``.
+        wall_time_s: total time of the timed step region.
+        median_step_s: median time of one step.
+        peak_memory_bytes: CUDA max allocated, or growth of the peak RSS on the CPU.
+        state_bytes: bytes of the tensors in ``optimizer.state`` at the end.
+        forward, backward: oracle calls made through the closure.
+        curves: column name -> values at each evaluation (``step``, ``time_s``,
+            ``train_loss``, metrics, ``lr_<group>``).
+    """
+
+    config: RunConfig
+    status: str
+    message: str
+    steps: int
+    final: dict[str, float]
+    best: dict[str, float]
+    thresholds: tuple[float, ...]
+    steps_to_threshold: dict[str, int | None]
+    wall_time_s: float
+    median_step_s: float
+    peak_memory_bytes: int
+    state_bytes: int
+    forward: int
+    backward: int
+    curves: dict[str, list]
+    env: Environment
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunResult":
+        d = dict(d)
+        d["config"] = RunConfig.from_dict(d["config"])
+        d["env"] = Environment.from_dict(d["env"])
+        d["thresholds"] = tuple(d["thresholds"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class SuiteEntry(_Frozen):
+    """One (problem, budget, optimizer) cell of a suite, crossed with the suite's seeds."""
+
+    problem: ProblemSpec
+    budget: Budget
+    optimizer: OptimizerSpec
+
+    __hash__ = _Frozen.__hash__
+
+
+@dataclass(frozen=True)
+class Suite(_Frozen):
+    """A named set of entries, seeds and a device: expands to :class:`RunConfig` s."""
+
+    name: str
+    entries: tuple[SuiteEntry, ...]
+    seeds: tuple[int, ...]
+    device: str = "auto"
+
+    def configs(self) -> list[RunConfig]:
+        """Every run of the suite, seeds innermost."""
+        return [
+            RunConfig(self.name, e.problem, e.optimizer, seed, self.device, e.budget)
+            for e in self.entries
+            for seed in self.seeds
+        ]
+
+    __hash__ = _Frozen.__hash__

@@ -1,0 +1,186 @@
+"""Suite files: declarative TOML naming problems × optimizers × hyper-parameters × seeds.
+
+Format (``problems/default.toml`` is the embedded default)::
+
+    name = "default"          # optional; the file's stem otherwise
+    seeds = 5                 # N (seeds 0..N-1) or an explicit list [0, 1, 7]
+    device = "auto"           # auto | cpu | cuda
+
+    [[problems]]
+    key = "mnist_logreg"      # a registered problem; other keys are its options,
+    steps = 600               # except steps / eval_every, which override its budget
+
+    [[optimizers]]
+    key = "sgd"               # a registered optimizer (or package.module:Class);
+    lr = 0.1                  # other keys are its hyper-parameters
+    [optimizers.on.beale]     # per-problem overrides of those hyper-parameters
+    lr = 0.001
+
+Every name is checked before anything runs: an unknown key, a malformed file or a
+hyper-parameter an optimizer rejects raises :class:`SuiteError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from lrbench.registry import RegistryError, problem_class
+from lrbench.runner import build_optimizer
+from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, Suite, SuiteEntry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["SuiteError", "load_suite", "suite_names", "select"]
+
+DEFAULT = "default"
+
+
+class SuiteError(ValueError):
+    """A suite that cannot be run; ``str()`` is one line."""
+
+
+def _packaged() -> dict[str, Any]:
+    root = resources.files("lrbench.suites")
+    return {p.name[:-5]: p for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+def suite_names() -> list[str]:
+    """Names of the suites that ship with lrbench."""
+    return sorted(_packaged())
+
+
+def load_suite(ref: str | None = None) -> Suite:
+    """Load a suite by name (a shipped suite) or by the path of a TOML file."""
+    ref = ref or DEFAULT
+    path = Path(ref)
+    if ref.endswith(".toml") or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"no suite file {ref}")
+        text, stem, where = path.read_text(), path.stem, str(path)
+    else:
+        shipped = _packaged()
+        if ref not in shipped:
+            raise SuiteError(f"unknown suite {ref!r}; shipped suites: {', '.join(sorted(shipped))}")
+        text, stem, where = shipped[ref].read_text(), ref, f"suite {ref}"
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{where}: malformed TOML: {exc}") from None
+    return parse_suite(doc, stem, where)
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        return tuple(value)
+    raise SuiteError(f"{where}: invalid seeds: {value!r} (a count >= 1 or a list of integers >= 0)")
+
+
+def _table_list(doc: dict, name: str, where: str) -> list[dict]:
+    items = doc.get(name)
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise SuiteError(f"{where}: needs at least one [[{name}]] table")
+    for item in items:
+        if not isinstance(item.get("key"), str):
+            raise SuiteError(f"{where}: every [[{name}]] table needs key = \"...\"")
+    return items
+
+
+def parse_suite(doc: dict, stem: str, where: str) -> Suite:
+    """Turn a parsed TOML document into a validated :class:`Suite`."""
+    unknown = set(doc) - {"name", "seeds", "device", "problems", "optimizers"}
+    if unknown:
+        raise SuiteError(f"{where}: unknown top-level key {sorted(unknown)[0]!r}")
+    name = doc.get("name", stem)
+    seeds = _seeds(doc.get("seeds", 5), where)
+    device = doc.get("device", "auto")
+    if device not in ("auto", "cpu", "cuda"):
+        raise SuiteError(f"{where}: invalid device: {device!r} (auto, cpu or cuda)")
+    problems = [_problem(p, where) for p in _table_list(doc, "problems", where)]
+    optimizers = []
+    for o in _table_list(doc, "optimizers", where):
+        o = dict(o)
+        key, on = o.pop("key"), o.pop("on", {})
+        if not isinstance(on, dict) or not all(isinstance(v, dict) for v in on.values()):
+            raise SuiteError(f"{where}: [optimizers.on.<problem>] must be tables")
+        optimizers.append((key, o, on))
+    return build_suite(name, problems, optimizers, seeds, device)
+
+
+def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
+    p = dict(p)
+    key = p.pop("key")
+    budget_over = {k: p.pop(k) for k in ("steps", "eval_every") if k in p}
+    try:
+        problem = problem_class(key)(**p)
+        base = problem.budget
+        budget = Budget(budget_over.get("steps", base.steps), budget_over.get("eval_every", base.eval_every))
+    except RegistryError as exc:
+        raise SuiteError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"problem {key}: {exc}") from None
+    return problem.spec, budget
+
+
+def build_suite(name: str, problems: Iterable[tuple[ProblemSpec, Budget]],
+                optimizers: Iterable[tuple[str, dict, dict]], seeds: tuple[int, ...], device: str) -> Suite:
+    """Cross problems with optimizers (applying per-problem overrides) and validate each
+    optimizer spec by building it on a dummy parameter."""
+    problems = list(problems)
+    entries = []
+    for key, hparams, on in optimizers:
+        stray = set(on) - {p.key for p, _ in problems}
+        if stray:
+            raise SuiteError(f"optimizer {key}: overrides for {sorted(stray)[0]!r}, which is not a problem of the suite")
+        for prob, budget in problems:
+            spec = OptimizerSpec(key, {**hparams, **on.get(prob.key, {})})
+            check_optimizer(spec)
+            entries.append(SuiteEntry(prob, budget, spec))
+    return Suite(name, tuple(entries), tuple(seeds), device)
+
+
+def check_optimizer(spec: OptimizerSpec) -> None:
+    """Raise :class:`SuiteError` if the spec's key or hyper-parameters are invalid."""
+    try:
+        build_optimizer(spec.key, [torch.zeros(1, requires_grad=True)], spec.hparams, steps_per_epoch=1)
+    except RegistryError as exc:
+        raise SuiteError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        msg = str(exc).replace("__init__() ", "")
+        raise SuiteError(f"optimizer {spec.name}: {msg}") from None
+
+
+def select(suite: Suite, problems: list[str] | None = None, optimizers: list[str] | None = None,
+           seeds: int | None = None, device: str | None = None) -> Suite:
+    """Restrict a suite to some problem / optimizer keys (a registered key that the suite
+    lacks is added with its defaults), and override its seeds or device."""
+    entries = list(suite.entries)
+    if problems:
+        have = {e.problem.key for e in entries}
+        for key in problems:
+            if key not in have:
+                spec, budget = _problem({"key": key}, "--problems")
+                opts = list(dict.fromkeys(e.optimizer.key for e in suite.entries))
+                entries += [SuiteEntry(spec, budget, OptimizerSpec(o)) for o in opts]
+        entries = [e for e in entries if e.problem.key in problems]
+    if optimizers:
+        have = {e.optimizer.key for e in entries}
+        cells = list(dict.fromkeys((e.problem, e.budget) for e in entries))
+        for key in optimizers:
+            if key not in have:
+                check_optimizer(OptimizerSpec(key))
+                entries += [SuiteEntry(p, b, OptimizerSpec(key)) for p, b in cells]
+        entries = [e for e in entries if e.optimizer.key in optimizers]
+    new_seeds = tuple(range(seeds)) if seeds is not None else suite.seeds
+    if seeds is not None and seeds < 1:
+        raise SuiteError(f"invalid --seeds: {seeds} (must be >= 1)")
+    return Suite(suite.name, tuple(entries), new_seeds, device or suite.device)
