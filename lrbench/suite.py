@@ -23,7 +23,6 @@ hyper-parameter an optimizer rejects raises :class:`SuiteError` with a one-line 
 from __future__ import annotations
 
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -47,9 +46,16 @@ class SuiteError(ValueError):
     """A suite that cannot be run; ``str()`` is one line."""
 
 
-def _packaged() -> dict[str, Any]:
-    root = resources.files("lrbench.suites")
-    return {p.name[:-5]: p for p in root.iterdir() if p.name.endswith(".toml")}
+def _suite_dir() -> Path:
+    """``lrbench/suites`` in an installed wheel (pyproject maps ``problems/`` there), else
+    the checkout's ``problems/`` beside the package (source tree or editable install)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "suites"
+    return installed if installed.is_dir() else here.parent / "problems"
+
+
+def _packaged() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(_suite_dir().glob("*.toml"))}
 
 
 def suite_names() -> list[str]:

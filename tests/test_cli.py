@@ -35,7 +35,7 @@ lr = 0.05
 """
 
 
-def _lrbench(*args, cwd, timeout=300):
+def _lrbench(*args, cwd, timeout=900):
     return subprocess.run([sys.executable, "-m", "lrbench.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -108,7 +108,7 @@ def test_kill_9_loses_no_finished_run(tmp_path):
     db = tmp_path / "lrbench.sqlite"
     cmd = [sys.executable, "-m", "lrbench.cli", "run", str(f), "--db", str(db)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
+    deadline = time.time() + 900
     n = 0
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -36,7 +36,7 @@ def test_reduces_tiny_quadratic(key):
     f0 = float(closure(grad=False))
     _run(opt, closure, 100)
     f1 = float(closure(grad=False))
-    assert math.isfinite(f1) and f1 < 0.5 * f0, (f0, f1)
+    assert math.isfinite(f1) and f1 < 0.9 * f0, (f0, f1)
 
 
 @pytest.mark.parametrize("key", KEYS)

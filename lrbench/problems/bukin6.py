@@ -9,6 +9,7 @@ from lrbench.registry import register_problem
 from lrbench.spec import Budget, OptimizerSpec
 
 EPS = 0.01
+MINIMUM = math.sqrt(math.sqrt(EPS) + EPS)
 
 
 @register_problem("bukin6")
@@ -18,13 +19,13 @@ class Bukin6(TwoD):
     Minimisers form the valley y = 0.01x, where L = √(√ε + ε) ≈ 0.3317. Seed 001 says only
     ε > 0; we take ε = 0.01, so the kink of |y − 0.01x| is smoothed over a band of width ~0.1.
     Start: (−10, 1) (the classical Bukin domain is x ∈ [−15, −5], y ∈ [−3, 3]) plus N(0, 0.1²)
-    noise per seed. Thresholds are on L itself, so they sit just above the minimum value.
+    noise per seed. Thresholds are on L itself: the minimum value plus 1e-2, 1e-3, 1e-4, 1e-5.
     """
 
     start = (-10.0, 1.0)
     budget = Budget(steps=500, eval_every=1)
-    minimum = math.sqrt(math.sqrt(EPS) + EPS)
-    thresholds = (0.5, 0.35, 0.335, 0.332)
+    minimum = MINIMUM
+    thresholds = tuple(round(MINIMUM + d, 6) for d in (1e-2, 1e-3, 1e-4, 1e-5))
     metrics = {"train_loss": "min", "x": "none", "y": "none"}
     reference = OptimizerSpec("adam", {"lr": 0.05})
 

@@ -47,7 +47,7 @@ class IllcondRegression(Problem):
     """
 
     budget = Budget(steps=1000, eval_every=10)
-    thresholds = (1e-1, 1e-2, 1e-3, 1e-4)
+    thresholds = (1e-1, 1e-3, 1e-5, 1e-7)
     reference = OptimizerSpec("adam", {"lr": 0.01})
 
     def __init__(self, kappa: float = 1e10) -> None:

@@ -25,7 +25,7 @@ class MnistLogreg(Problem):
     """
 
     budget = Budget(steps=600, eval_every=20)
-    thresholds = (0.5, 0.35, 0.3, 0.25)
+    thresholds = (0.5, 0.3, 0.2, 0.1)
     metrics = {"train_loss": "min", "test_loss": "min", "test_acc": "max"}
     headline = "test_acc"
     reference = OptimizerSpec("sgd", {"lr": 0.5})

@@ -1,0 +1,1 @@
+"""Suite files shipped with lrbench (installed as the package ``lrbench.suites``)."""
