@@ -35,9 +35,23 @@ lr = 0.05
 """
 
 
-def _lrbench(*args, cwd, timeout=900):
-    return subprocess.run([sys.executable, "-m", "lrbench.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+class _Done:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def lrbench_cli(capsys, monkeypatch):
+    """``lrbench ARGS`` in this process (a subprocess costs a full torch import)."""
+
+    def call(*args, cwd):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        rc = main(list(args))
+        out = capsys.readouterr()
+        return _Done(rc, out.out, out.err)
+
+    return call
 
 
 def _one_line_error(proc):
@@ -48,7 +62,8 @@ def _one_line_error(proc):
     return lines[0]
 
 
-def test_unknown_optimizer_exits_2_naming_close_keys(tmp_path):
+def test_unknown_optimizer_exits_2_naming_close_keys(tmp_path, lrbench_cli):
+    _lrbench = lrbench_cli
     line = _one_line_error(_lrbench("run", "--optimizers", "nope", cwd=tmp_path))
     assert "nope" in line and "sgd" in line
     line = _one_line_error(_lrbench("run", "--optimizers", "adma", cwd=tmp_path))
@@ -63,7 +78,8 @@ def test_unknown_optimizer_exits_2_naming_close_keys(tmp_path):
     (TINY.format(seeds=1, steps=5).replace('key = "beale"', 'key = "bael"'), "beale"),
     (TINY.format(seeds=1, steps=5).replace("seeds = 1", "seeds = -1"), "invalid seeds"),
 ])
-def test_bad_suite_exits_2_with_one_line(tmp_path, body, expect):
+def test_bad_suite_exits_2_with_one_line(tmp_path, body, expect, lrbench_cli):
+    _lrbench = lrbench_cli
     f = tmp_path / "bad.toml"
     f.write_text(body)
     line = _one_line_error(_lrbench("run", str(f), "--db", str(tmp_path / "x.sqlite"), cwd=tmp_path))
@@ -82,7 +98,8 @@ def test_list(capsys):
     assert "default" in capsys.readouterr().out
 
 
-def test_run_then_rerun_skips_everything(tmp_path):
+def test_run_then_rerun_skips_everything(tmp_path, lrbench_cli):
+    _lrbench = lrbench_cli
     f = tmp_path / "tiny.toml"
     f.write_text(TINY.format(seeds=2, steps=50))
     first = _lrbench("run", str(f), "--out", "out", cwd=tmp_path)
@@ -102,7 +119,8 @@ def test_run_then_rerun_skips_everything(tmp_path):
     assert len(load_runs(tmp_path / "lrbench.sqlite")) == 6
 
 
-def test_kill_9_loses_no_finished_run(tmp_path):
+def test_kill_9_loses_no_finished_run(tmp_path, lrbench_cli):
+    _lrbench = lrbench_cli
     f = tmp_path / "tiny.toml"
     f.write_text(TINY.format(seeds=15, steps=1500))
     db = tmp_path / "lrbench.sqlite"
@@ -133,6 +151,7 @@ def test_kill_9_loses_no_finished_run(tmp_path):
     assert set(keys) == expected
 
 
-def test_report_on_missing_db_exits_2(tmp_path):
+def test_report_on_missing_db_exits_2(tmp_path, lrbench_cli):
+    _lrbench = lrbench_cli
     line = _one_line_error(_lrbench("report", "--db", str(tmp_path / "none.sqlite"), cwd=tmp_path))
     assert "no results database" in line
