@@ -45,8 +45,7 @@ def _problem_table(runs: pd.DataFrame) -> tuple[str, str]:
     headers += [f"steps to ≤{c[len('steps_to_'):]} (median, reached)" for c in tcols]
     headers += ["median step", "peak mem", "diverged"]
     rows = []
-    for r in table.itertuples(index=False):
-        r = r._asdict()
+    for r in table.to_dict("records"):  # not itertuples: its fields drop names like steps_to_0.1
         row = [r["optimizer"], r["seeds"],
                f"{_num(r['final_train_loss_mean'])} ± {_num(r['final_train_loss_std'], '.2g')}",
                _num(r.get(f"best_{headline}", math.nan))]
