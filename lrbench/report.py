@@ -59,7 +59,7 @@ def _problem_table(runs: pd.DataFrame) -> tuple[str, str]:
     caption = (f"Suite `{first['suite']}`, problem `{first['problem_name']}`: "
                f"{first['budget_steps']} steps, evaluated every {first['eval_every']}; "
                f"{runs['seed'].nunique()} seeds; device: {devices}.")
-    return caption, tabulate(rows, headers=headers, tablefmt="github", disablenumparse=True)
+    return caption, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def leaderboard_markdown(runs: pd.DataFrame, command: str | None = None) -> str:
