@@ -82,3 +82,23 @@ def test_group_lr_is_a_finite_step_size(key):
     for g in opt.param_groups:
         lr = float(g["lr"])
         assert math.isfinite(lr) and lr >= 0.0
+
+
+@pytest.mark.parametrize("problem", ["beale", "mnist_logreg"])
+@pytest.mark.parametrize("key", KEYS)
+def test_runs_in_the_runner_and_logs_its_lr(key, problem):
+    """Every optimizer, with its defaults, runs through the runner (closure protocol, oracle
+    counting, ``steps_per_epoch`` injection, validation split) and its effective LR is logged."""
+    from lrbench.runner import run_one
+    from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig
+
+    r = run_one(RunConfig("conformance", ProblemSpec(problem), OptimizerSpec(key, {}), 0, "cpu",
+                          Budget(12, 4)))
+    assert r.status in ("ok", "diverged"), r.message
+    assert r.forward >= r.steps and r.backward >= r.steps and r.steps >= 4
+    assert r.curves["step"][:2] == [0, 4]
+    lrs = r.curves["lr_0"]
+    assert len(lrs) == len(r.curves["step"]) and math.isfinite(lrs[0]) and lrs[0] >= 0
+    # (L4 has no step size before its first step: 0.) A diverged run may log the LR that blew it up.
+    if r.status == "ok":
+        assert all(math.isfinite(v) and v >= 0 for v in lrs)
