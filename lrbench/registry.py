@@ -57,9 +57,19 @@ def _register(kind: str, key: str) -> Callable[[T], T]:
     return deco
 
 
-def register_optimizer(key: str) -> Callable[[T], T]:
-    """Class decorator: register a ``torch.optim.Optimizer`` subclass under ``key``."""
-    return _register("optimizer", key)
+def register_optimizer(key: str, *, adapts_lr: bool = False) -> Callable[[T], T]:
+    """Class decorator: register a ``torch.optim.Optimizer`` subclass under ``key``.
+
+    ``adapts_lr=True`` marks a method that sets its own step size (or has a schedule built
+    in); the runner then refuses to compose it with a schedule.
+    """
+    register = _register("optimizer", key)
+
+    def deco(cls: T) -> T:
+        cls.adapts_lr = adapts_lr  # type: ignore[attr-defined]
+        return register(cls)
+
+    return deco
 
 
 def register_problem(key: str) -> Callable[[T], T]:

@@ -26,6 +26,8 @@ import torch
 from lrbench.closure import OracleCounter, make_closure
 from lrbench.env import environment
 from lrbench.registry import make_problem, optimizer_class
+from lrbench.schedules import Schedule
+from lrbench.schedules import resolve as resolve_schedule
 from lrbench.spec import RunConfig, RunResult
 
 __all__ = ["run_one", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR"]
@@ -45,13 +47,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_optimizer(key: str, params, hparams: dict[str, Any], steps_per_epoch: int) -> torch.optim.Optimizer:
-    """Instantiate a registered optimizer; ``steps_per_epoch`` is passed to those that take it."""
+def build_optimizer(key: str, params, hparams: dict[str, Any], steps_per_epoch: int,
+                    total_steps: int = 1) -> tuple[torch.optim.Optimizer, Schedule | None]:
+    """Instantiate a registered optimizer and the schedule its spec asks for, if any.
+
+    ``steps_per_epoch`` and ``total_steps`` (the budget) are passed to optimizers whose
+    ``__init__`` takes them. A ``schedule`` entry in ``hparams`` (see :mod:`lrbench.schedules`)
+    is not an optimizer argument: it becomes the returned :class:`~lrbench.schedules.Schedule`,
+    and an optimizer that adapts its own learning rate refuses it.
+    """
     cls = optimizer_class(key)
     hp = dict(hparams)
-    if "steps_per_epoch" in inspect.signature(cls.__init__).parameters and "steps_per_epoch" not in hp:
-        hp["steps_per_epoch"] = steps_per_epoch
-    return cls(params, **hp)
+    schedule = None
+    if "schedule" in hp:
+        spec = hp.pop("schedule")
+        if getattr(cls, "adapts_lr", False):
+            raise ValueError(f"invalid schedule: {key} adapts its own learning rate and takes no schedule")
+        schedule = resolve_schedule(spec, steps_per_epoch, total_steps)
+    accepted = inspect.signature(cls.__init__).parameters
+    for name, value in (("steps_per_epoch", steps_per_epoch), ("total_steps", total_steps)):
+        if name in accepted and name not in hp:
+            hp[name] = value
+    return cls(params, **hp), schedule
 
 
 def _seed_everything(seed: int) -> None:
@@ -201,8 +218,10 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
     batch = [None]
     closure = make_closure(lambda: task.loss(batch[0]), params, state["counter"],
                            compute_val_loss=task.val_loss)
-    opt = build_optimizer(config.optimizer.key, params, config.optimizer.hparams, task.steps_per_epoch)
+    opt, schedule = build_optimizer(config.optimizer.key, params, config.optimizer.hparams,
+                                    task.steps_per_epoch, config.budget.steps)
     state["opt"] = opt
+    base_lrs = [g["lr"] for g in opt.param_groups]
     batches = _Batches(task.n_train, task.batch_size, config.seed, device)
     steps, every = config.budget.steps, config.budget.eval_every
     losses = torch.empty(steps, device=device)
@@ -237,6 +256,10 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
     for step in range(1, steps + 1):
         batch[0] = batches.next()
         t0 = clock.start()
+        if schedule is not None:  # a pure function of the step: LR = base × multiplier
+            m = schedule(step - 1)
+            for g, base in zip(opt.param_groups, base_lrs):
+                g["lr"] = base * m
         loss = opt.step(closure)
         clock.stop(t0)
         losses[step - 1] = loss

@@ -157,7 +157,8 @@ def build_suite(name: str, problems: Iterable[tuple[ProblemSpec, Budget]],
 def check_optimizer(spec: OptimizerSpec) -> None:
     """Raise :class:`SuiteError` if the spec's key or hyper-parameters are invalid."""
     try:
-        build_optimizer(spec.key, [torch.zeros(1, requires_grad=True)], spec.hparams, steps_per_epoch=1)
+        build_optimizer(spec.key, [torch.zeros(1, requires_grad=True)], spec.hparams, steps_per_epoch=1,
+                        total_steps=1)
     except RegistryError as exc:
         raise SuiteError(str(exc)) from None
     except (TypeError, ValueError) as exc:

@@ -77,6 +77,9 @@ def test_unknown_optimizer_exits_2_naming_close_keys(tmp_path, lrbench_cli):
     (TINY.format(seeds=1, steps=5).replace("lr = 0.01", "lr = 0.01\nmomentom = 0.9"), "momentom"),
     (TINY.format(seeds=1, steps=5).replace('key = "beale"', 'key = "bael"'), "beale"),
     (TINY.format(seeds=1, steps=5).replace("seeds = 1", "seeds = -1"), "invalid seeds"),
+    (TINY.format(seeds=1, steps=5).replace('key = "adam"\nlr = 0.05', 'key = "l4_adam"\nschedule = "sgdr"'),
+     "l4_adam adapts its own learning rate"),
+    (TINY.format(seeds=1, steps=5).replace("lr = 0.05", 'lr = 0.05\nschedule = "sgdrr"'), "invalid schedule: 'sgdrr'"),
 ])
 def test_bad_suite_exits_2_with_one_line(tmp_path, body, expect, lrbench_cli):
     _lrbench = lrbench_cli

@@ -1,21 +1,30 @@
 """Built-in optimizers. Importing this package registers each of them."""
 
 from lrbench.optimizers.adam import Adam
+from lrbench.optimizers.adagrad import Adagrad
 from lrbench.optimizers.adam_hd import AdamHD
+from lrbench.optimizers.adamw import AdamW
 from lrbench.optimizers.fd_first_order import FDFirstOrder
 from lrbench.optimizers.fd_newton import FDNewton
 from lrbench.optimizers.l4_adam import L4Adam
 from lrbench.optimizers.l4_mom import L4Mom
 from lrbench.optimizers.lqa import LQA
 from lrbench.optimizers.marthe import MARTHE
+from lrbench.optimizers.momentum import Momentum
+from lrbench.optimizers.nesterov import Nesterov
+from lrbench.optimizers.rmsprop import RMSprop
 from lrbench.optimizers.rtho import RTHO
 from lrbench.optimizers.sgd import SGD
+from lrbench.optimizers.sgd_exp import SGDExp
 from lrbench.optimizers.sgd_hd import SGDHD
+from lrbench.optimizers.sgd_step import SGDStep
+from lrbench.optimizers.sgdr import SGDR
 from lrbench.optimizers.tlr import TLR
 from lrbench.optimizers.tlr_naive import TLRNaive
 from lrbench.optimizers.tlr_pl import TLRPerLayer
 
 __all__ = [
-    "Adam", "AdamHD", "FDFirstOrder", "FDNewton", "L4Adam", "L4Mom", "LQA", "MARTHE", "RTHO",
-    "SGD", "SGDHD", "TLR", "TLRNaive", "TLRPerLayer",
+    "Adagrad", "Adam", "AdamHD", "AdamW", "FDFirstOrder", "FDNewton", "L4Adam", "L4Mom", "LQA", "MARTHE",
+    "Momentum", "Nesterov", "RMSprop", "RTHO", "SGD", "SGDExp", "SGDHD", "SGDR", "SGDStep", "TLR",
+    "TLRNaive", "TLRPerLayer",
 ]

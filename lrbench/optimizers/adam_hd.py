@@ -9,7 +9,7 @@ from lrbench.optimizers._hd import adam_hd_update
 from lrbench.registry import register_optimizer
 
 
-@register_optimizer("adam_hd")
+@register_optimizer("adam_hd", adapts_lr=True)
 class AdamHD(torch.optim.Optimizer):
     """Adam-HD: Adam (as ``torch.optim.Adam``) whose global step size α follows
     hypergradient descent.

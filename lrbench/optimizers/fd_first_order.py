@@ -39,7 +39,7 @@ def fd_first_order_update(params: Sequence[Tensor], grads: Sequence[Tensor],
     return sgd_step(params, grads, new_lr), new_lr, new_buf, new_lr
 
 
-@register_optimizer("fd_first_order")
+@register_optimizer("fd_first_order", adapts_lr=True)
 class FDFirstOrder(torch.optim.Optimizer):
     """SGD whose learning rate is learned by gradient descent on f(η) (seed 000, §3.1).
 

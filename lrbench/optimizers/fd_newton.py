@@ -38,7 +38,7 @@ def fd_newton_update(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Tens
     return new_params, new_lr, new_buf, lr
 
 
-@register_optimizer("fd_newton")
+@register_optimizer("fd_newton", adapts_lr=True)
 class FDNewton(torch.optim.Optimizer):
     """SGD whose learning rate follows a finite-difference Newton–Raphson step (seed 000, §3.2).
 

@@ -11,7 +11,7 @@ from lrbench.registry import register_optimizer
 _STATE = ("exp_avg", "exp_avg_sq")
 
 
-@register_optimizer("l4_adam")
+@register_optimizer("l4_adam", adapts_lr=True)
 class L4Adam(L4Base):
     """L4Adam: Adam direction with the loss-based L4 step size (Rolínek & Martius 2018).
 

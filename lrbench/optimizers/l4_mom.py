@@ -10,7 +10,7 @@ from lrbench.registry import register_optimizer
 _STATE = ("exp_avg",)
 
 
-@register_optimizer("l4_mom")
+@register_optimizer("l4_mom", adapts_lr=True)
 class L4Mom(L4Base):
     """L4Mom: momentum direction with the loss-based L4 step size (Rolínek & Martius 2018).
 

@@ -70,7 +70,7 @@ def lqa_update(params: list[torch.Tensor], directions: list[torch.Tensor], loss:
     return [p - step * d for p, d in zip(params, directions)], step, next_delta0
 
 
-@register_optimizer("lqa")
+@register_optimizer("lqa", adapts_lr=True)
 class LQA(torch.optim.Optimizer):
     """Local quadratic approximation of the loss along the search direction (Zhu et al. 2020).
 

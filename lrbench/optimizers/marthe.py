@@ -19,7 +19,7 @@ def _hvp(graph_grads: list[torch.Tensor], params: list[torch.Tensor], vs: list[t
     return [torch.zeros_like(p) if h is None else h for h, p in zip(hv, params)]
 
 
-@register_optimizer("marthe")
+@register_optimizer("marthe", adapts_lr=True)
 class MARTHE(torch.optim.Optimizer):
     r"""MARTHE (Donini et al., seed 001, §4 and Algorithm 1): the learning rate follows
     η_t = max(η_{t-1} - β_t Δη_t, 0) (Eq. 5), where Δη_t = Z_t^T ∇E(w_t) (Eq. 11) is a

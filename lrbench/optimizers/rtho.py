@@ -6,7 +6,7 @@ from lrbench.optimizers.marthe import MARTHE
 from lrbench.registry import register_optimizer
 
 
-@register_optimizer("rtho")
+@register_optimizer("rtho", adapts_lr=True)
 class RTHO(MARTHE):
     """RTHO (seed 001, §3, Eq. 5-6): η_t = max(η_{t-1} - β Δ^RTHO η_t, 0) with
     Δ^RTHO η_t = [Σ_{i<t} P_{i+1}^{t-1} B_i]^T ∇E(w_t), i.e. MARTHE with μ = 1 and a fixed

@@ -9,7 +9,7 @@ from lrbench.optimizers._hd import sgd_hd_update
 from lrbench.registry import register_optimizer
 
 
-@register_optimizer("sgd_hd")
+@register_optimizer("sgd_hd", adapts_lr=True)
 class SGDHD(torch.optim.Optimizer):
     """SGD-HD: SGD (optionally heavy-ball or Nesterov momentum, as ``torch.optim.SGD``)
     whose global learning rate follows hypergradient descent.

@@ -9,7 +9,7 @@ from lrbench.optimizers._tlr import TLRBase, tlr_update, window_length
 from lrbench.registry import register_optimizer
 
 
-@register_optimizer("tlr")
+@register_optimizer("tlr", adapts_lr=True)
 class TLR(TLRBase):
     """Trainable Learning Rate, efficient single-pass variant (Algorithm 2, the paper's sgd_tlr).
 

@@ -9,7 +9,7 @@ from lrbench.optimizers._tlr import TLRBase, naive_lookahead, tlr_naive_update, 
 from lrbench.registry import register_optimizer
 
 
-@register_optimizer("tlr_naive")
+@register_optimizer("tlr_naive", adapts_lr=True)
 class TLRNaive(TLRBase):
     """Trainable Learning Rate, naive variant (Algorithm 1): gradient descent on the learning rate.
 

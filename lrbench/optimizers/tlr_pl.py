@@ -10,7 +10,7 @@ from lrbench.optimizers._tlr import TLRBase, tlr_pl_update, window_length
 from lrbench.registry import register_optimizer
 
 
-@register_optimizer("tlr_pl")
+@register_optimizer("tlr_pl", adapts_lr=True)
 class TLRPerLayer(TLRBase):
     """Trainable Learning Rate with one learning rate per parameter tensor (sgd_tlr_pl).
 

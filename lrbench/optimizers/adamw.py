@@ -1,0 +1,33 @@
+"""AdamW (Loshchilov & Hutter 2019) from ``torch.optim`` with lrbench's validation."""
+
+from __future__ import annotations
+
+import torch
+
+from lrbench.optimizers import _validate as v
+from lrbench.registry import register_optimizer
+
+
+@register_optimizer("adamw")
+class AdamW(torch.optim.AdamW):
+    """AdamW exactly as ``torch.optim.AdamW``: Adam with decoupled weight decay
+    w ← w − lr·λ·w applied beside the Adam step (Loshchilov & Hutter 2019, Algorithm 2).
+
+    Oracle cost per step: 1 forward, 1 backward. ``group["lr"]`` holds the base step size.
+
+    Args:
+        params: parameters or parameter groups.
+        lr: step size (default 0.001).
+        beta1, beta2: moment decay rates in [0, 1) (defaults 0.9, 0.999).
+        eps: denominator term > 0 (default 1e-8).
+        weight_decay: decoupled decay λ >= 0 (default 0.01, torch's).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 1e-2):
+        v.positive("lr", lr)
+        v.in_range("beta1", beta1, 0.0, 1.0, hi_open=True)
+        v.in_range("beta2", beta2, 0.0, 1.0, hi_open=True)
+        v.positive("eps", eps)
+        v.nonneg("weight_decay", weight_decay)
+        super().__init__(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
