@@ -59,7 +59,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _describe(cls) -> str:
     doc = (cls.__doc__ or "").strip().splitlines()
-    return doc[0] if doc else ""
+    line = doc[0] if doc else ""
+    if not getattr(cls, "available", True):  # an optional package is missing
+        line = f"[unavailable: {cls.unavailable_reason}] {line}"
+    return line
 
 
 def _list(what: str, console: Console) -> int:

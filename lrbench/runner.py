@@ -146,7 +146,9 @@ class _Clock:
 
 
 def _lr(group: dict) -> float:
-    lr = group["lr"]
+    """The step size applied in the last step: ``effective_lr`` where a wrapped third-party
+    method records it (its ``lr`` is a multiplier, see ``optimizers/_lrfree.py``), else ``lr``."""
+    lr = group.get("effective_lr", group["lr"])
     return float(lr.detach().float().mean()) if isinstance(lr, torch.Tensor) else float(lr)
 
 
@@ -222,6 +224,7 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
                                     task.steps_per_epoch, config.budget.steps)
     state["opt"] = opt
     base_lrs = [g["lr"] for g in opt.param_groups]
+    modal = callable(getattr(opt, "train", None)) and callable(getattr(opt, "eval", None))
     batches = _Batches(task.n_train, task.batch_size, config.seed, device)
     steps, every = config.budget.steps, config.budget.eval_every
     losses = torch.empty(steps, device=device)
@@ -231,11 +234,15 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
         """Record one curve point; return a divergence message, if any."""
         nonlocal checked
         task.model.eval()
+        if modal:  # Schedule-Free: evaluate at the averaged iterate x, train at y
+            opt.eval()
         point = {"step": step, "time_s": sum(clock.resolve())}
         point.update(task.evaluate())
         for i, g in enumerate(opt.param_groups):
             point[f"lr_{i}"] = _lr(g)
         task.model.train()
+        if modal:
+            opt.train()
         for k, v in point.items():
             curves.setdefault(k, []).append(v)
         initial = curves["train_loss"][0]

@@ -12,7 +12,9 @@ import lrbench
 from lrbench.registry import optimizer_class, optimizer_keys
 from toys import quadratic
 
-KEYS = optimizer_keys()
+KEYS = [pytest.param(k, marks=pytest.mark.skipif(
+    not getattr(optimizer_class(k), "available", True),
+    reason=f"{k}: {getattr(optimizer_class(k), 'unavailable_reason', '')}")) for k in optimizer_keys()]
 
 
 def _numeric_kwargs(cls):
