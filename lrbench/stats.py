@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["summary_table", "threshold_columns"]
+__all__ = ["summary_table", "threshold_columns", "select_best", "lr_robustness"]
 
 
 def threshold_columns(runs: pd.DataFrame) -> list[str]:
@@ -50,4 +50,76 @@ def summary_table(runs: pd.DataFrame, headline: str | None = None) -> pd.DataFra
         row["diverged"] = int((g["status"] == "diverged").sum())
         row["failed"] = int((g["status"] == "failed").sum())
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _criterion_values(g: pd.DataFrame, criterion: str, sense: str) -> pd.Series:
+    """Per run: the criterion, with diverged / failed / missing runs as the worst value."""
+    worst = math.inf if sense == "min" else -math.inf
+    vals = g[criterion].astype(float) if criterion in g else pd.Series(math.nan, index=g.index)
+    bad = (g["status"] != "ok") | ~np.isfinite(vals)
+    return vals.where(~bad, worst)
+
+
+def select_best(runs: pd.DataFrame, criterion: str = "final_train_loss", sense: str = "min") -> pd.DataFrame:
+    """The tuning decision: per problem and optimizer key, the hyper-parameters whose runs have
+    the best mean ``criterion`` over seeds (``sense`` "min" or "max"); a diverged or failed run
+    counts as the worst value, so a setting that sometimes diverges cannot win on its good
+    seeds. Ties go to the first name in sorted order (deterministic).
+
+    Returns one row per (problem, optimizer): ``best_name``, ``best_hparams``, ``criterion``,
+    its ``value``, the number of ``tuning_runs`` and their ``tuning_seconds`` (sum of step time),
+    the cost a tuned result carries.
+    """
+    if sense not in ("min", "max"):
+        raise ValueError(f"invalid sense: {sense!r} (must be 'min' or 'max')")
+    rows = []
+    for (problem, key), g in runs.groupby(["problem", "optimizer"], sort=True):
+        scores = _criterion_values(g, criterion, sense).groupby(g["optimizer_name"]).mean().sort_index()
+        best = scores.idxmin() if sense == "min" else scores.idxmax()
+        rows.append({
+            "problem": problem, "optimizer": key, "best_name": best,
+            "best_hparams": g.loc[g["optimizer_name"] == best, "hparams"].iloc[0],
+            "criterion": criterion, "value": float(scores[best]),
+            "tuning_runs": int(len(g)), "tuning_seconds": float(g["wall_time_s"].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def lr_robustness(runs: pd.DataFrame, param: str = "lr", majority: float = 0.5) -> pd.DataFrame:
+    """Robustness to the (initial) learning rate, from runs over a log grid of ``param``.
+
+    Per problem and optimizer key: a grid value *works* when more than ``majority`` of its
+    seeds reach the problem's first (easiest) threshold. ``width_decades`` is the length, in
+    decades, of the longest run of consecutive working grid values, each value standing for a
+    cell one grid spacing wide (so two working neighbours at two points per decade give 1.0
+    decade; none gives 0). ``diverged_fraction`` is the share of all grid runs that diverged.
+    The spacing is the median gap between consecutive grid values in log10.
+    """
+    tcols = threshold_columns(runs)
+    if not tcols:
+        raise ValueError("invalid runs: no steps_to_<threshold> column")
+    first = tcols[0]
+    rows = []
+    for (problem, key), g in runs.groupby(["problem", "optimizer"], sort=True):
+        lrs = g["hparams"].map(lambda h: h.get(param))
+        if lrs.isna().any():
+            raise ValueError(f"invalid runs: {key} on {problem} has runs without {param}")
+        per_lr = g.assign(_lr=lrs.astype(float)).groupby("_lr")
+        works = per_lr[first].apply(lambda c: c.notna().mean() > majority).sort_index()
+        grid = np.log10(works.index.to_numpy(dtype=float))
+        spacing = float(np.median(np.diff(grid))) if len(grid) > 1 else 1.0
+        best = run = 0
+        lo = hi = math.nan
+        start = None
+        for i, ok in enumerate(works.to_numpy()):
+            run = run + 1 if ok else 0
+            start = i if run == 1 else start
+            if run > best:
+                best, lo, hi = run, works.index[start], works.index[i]
+        rows.append({
+            "problem": problem, "optimizer": key, "grid_points": int(len(works)),
+            "width_decades": best * spacing, "lr_low": float(lo), "lr_high": float(hi),
+            "diverged_fraction": float((g["status"] == "diverged").mean()),
+        })
     return pd.DataFrame(rows)
