@@ -9,7 +9,6 @@ again; ``ok`` and ``diverged`` runs are final and skipped by run key.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path

@@ -38,4 +38,26 @@ def base_class(module: str, name: str, key: str) -> type:
     return Unavailable
 
 
-__all__ = ["INSTALL_HINT", "base_class"]
+class DTimesLR:
+    """Mixin for D-Adaptation-style methods: the applied step is d·lr, with d the estimate
+    the step used (the packages update ``group["d"]`` at the end of ``step``)."""
+
+    def step(self, closure):
+        d_used = [float(group["d"]) for group in self.param_groups]
+        loss = super().step(closure)  # type: ignore[misc]
+        for group, d in zip(self.param_groups, d_used):
+            group["effective_lr"] = d * float(group["lr"])
+        return loss
+
+
+class ScheduledLR:
+    """Mixin for Schedule-Free methods: the applied step is the warmed-up ``scheduled_lr``."""
+
+    def step(self, closure):
+        loss = super().step(closure)  # type: ignore[misc]
+        for group in self.param_groups:
+            group["effective_lr"] = float(group["scheduled_lr"])
+        return loss
+
+
+__all__ = ["INSTALL_HINT", "base_class", "DTimesLR", "ScheduledLR"]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._lrfree import base_class
+from lrbench.optimizers._lrfree import DTimesLR, base_class
 from lrbench.registry import register_optimizer
 
 _Base = base_class("dadaptation", "DAdaptAdam", "dadapt_adam")
 
 
 @register_optimizer("dadapt_adam", adapts_lr=True)
-class DAdaptAdam(_Base):
+class DAdaptAdam(DTimesLR, _Base):
     """D-Adapt Adam: Adam whose step size d·lr is set by a running lower bound d on the distance
     to the solution (Defazio & Mishchenko 2023, Algorithm 4), as ``dadaptation.DAdaptAdam``.
 
@@ -33,10 +33,3 @@ class DAdaptAdam(_Base):
         v.in_range("beta2", beta2, 0.0, 1.0, hi_open=True)
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, d0=d0, betas=(beta1, beta2), weight_decay=weight_decay)
-
-    def step(self, closure):
-        d_used = [float(group["d"]) for group in self.param_groups]  # the step uses d before its update
-        loss = super().step(closure)
-        for group, d in zip(self.param_groups, d_used):
-            group["effective_lr"] = d * float(group["lr"])
-        return loss

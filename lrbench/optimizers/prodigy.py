@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._lrfree import base_class
+from lrbench.optimizers._lrfree import DTimesLR, base_class
 from lrbench.registry import register_optimizer
 
 _Base = base_class("prodigyopt", "Prodigy", "prodigy")
 
 
 @register_optimizer("prodigy", adapts_lr=True)
-class Prodigy(_Base):
+class Prodigy(DTimesLR, _Base):
     """Prodigy: Adam with a D-Adaptation-style distance estimate d that grows faster than
     D-Adaptation's (Mishchenko & Defazio 2024, Algorithm 4), as ``prodigyopt.Prodigy``.
 
@@ -31,10 +31,3 @@ class Prodigy(_Base):
         v.in_range("beta2", beta2, 0.0, 1.0, hi_open=True)
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, d0=d0, betas=(beta1, beta2), weight_decay=weight_decay)
-
-    def step(self, closure):
-        d_used = [float(group["d"]) for group in self.param_groups]
-        loss = super().step(closure)
-        for group, d in zip(self.param_groups, d_used):
-            group["effective_lr"] = d * float(group["lr"])
-        return loss

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._lrfree import base_class
+from lrbench.optimizers._lrfree import ScheduledLR, base_class
 from lrbench.registry import register_optimizer
 
 _Base = base_class("schedulefree", "AdamWScheduleFree", "sf_adamw")
 
 
 @register_optimizer("sf_adamw", adapts_lr=True)
-class SFAdamW(_Base):
+class SFAdamW(ScheduledLR, _Base):
     """Schedule-Free AdamW (Defazio et al. 2024, Algorithm 1), as
     ``schedulefree.AdamWScheduleFree``: gradients at an interpolation y of the base iterate z and
     its running average x; no schedule, only an optional linear warm-up.
@@ -39,9 +39,3 @@ class SFAdamW(_Base):
         super().__init__(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
                          warmup_steps=int(warmup_steps))
         self.train()
-
-    def step(self, closure):
-        loss = super().step(closure)
-        for group in self.param_groups:
-            group["effective_lr"] = float(group["scheduled_lr"])
-        return loss

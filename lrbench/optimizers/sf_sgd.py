@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._lrfree import base_class
+from lrbench.optimizers._lrfree import ScheduledLR, base_class
 from lrbench.registry import register_optimizer
 
 _Base = base_class("schedulefree", "SGDScheduleFree", "sf_sgd")
 
 
 @register_optimizer("sf_sgd", adapts_lr=True)
-class SFSGD(_Base):
+class SFSGD(ScheduledLR, _Base):
     """Schedule-Free SGD (Defazio et al. 2024, eq. 1–3), as ``schedulefree.SGDScheduleFree``:
     z ← z − γ g(y), x ← running average of z, y = (1 − β) z + β x, no schedule.
 
@@ -34,9 +34,3 @@ class SFSGD(_Base):
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                          warmup_steps=int(warmup_steps))
         self.train()
-
-    def step(self, closure):
-        loss = super().step(closure)
-        for group in self.param_groups:
-            group["effective_lr"] = float(group["scheduled_lr"])
-        return loss

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._tlr import TLRBase, tlr_pl_update, window_length
+from lrbench.optimizers._tlr import tlr_pl_update, window_length
+from lrbench.optimizers.tlr import TLR
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("tlr_pl", adapts_lr=True)
-class TLRPerLayer(TLRBase):
+class TLRPerLayer(TLR):
     """Trainable Learning Rate with one learning rate per parameter tensor (sgd_tlr_pl).
 
     Identical to :class:`lrbench.optimizers.tlr.TLR` (Algorithm 2, eqs. 7-9, the SGD extension
@@ -33,13 +33,6 @@ class TLRPerLayer(TLRBase):
     Args: as :class:`lrbench.optimizers.tlr.TLR` (lr = 0.1 initial rate of every tensor,
         c = 1/4, p = 1/3, momentum = 0.8, weight_decay = 5e-4, steps_per_epoch = None).
     """
-
-    def __init__(self, params, lr: float = 0.1, c: float = 0.25, p: float = 1.0 / 3.0,
-                 momentum: float = 0.8, weight_decay: float = 5e-4,
-                 steps_per_epoch: int | None = None):
-        v.positive("c", c)
-        super().__init__(params, dict(lr=lr, c=c, p=p, momentum=momentum, weight_decay=weight_decay,
-                                      steps_per_epoch=steps_per_epoch))
 
     @torch.no_grad()
     def step(self, closure):
