@@ -14,7 +14,7 @@ from lrbench.registry import RegistryError
 from lrbench.report import write_report
 from lrbench.runner import resolve_device
 from lrbench.store import Store
-from lrbench.suite import SuiteError, load_suite, select, suite_names
+from lrbench.suite import SuiteError, check_configs, load_suite, select, suite_names
 from lrbench.sweep import pending, sweep
 
 EXIT_BAD_INPUT = 2
@@ -83,12 +83,13 @@ def _run(args, console: Console, argv: list[str]) -> int:
         import os
 
         os.environ["LRBENCH_DATA"] = str(Path(args.data_dir).expanduser())
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, validate=False)  # checked below, for the runs still to do
     device = args.device or suite.device
     suite = select(suite, args.problems, args.optimizers, args.seeds, str(resolve_device(device)))
     command = " ".join(["lrbench", *argv])
     with Store(args.db) as store:
         todo, skipped = pending(suite, store)
+        check_configs(todo)
         console.print(f"suite {suite.name}: {len(todo) + skipped} runs, {skipped} already recorded in {args.db}")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())

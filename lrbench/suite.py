@@ -28,16 +28,16 @@ from typing import Any, Iterable
 
 import torch
 
-from lrbench.registry import RegistryError, problem_class
+from lrbench.registry import RegistryError, optimizer_class, problem_class
 from lrbench.runner import build_optimizer
-from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, Suite, SuiteEntry
+from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig, Suite, SuiteEntry
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SuiteError", "load_suite", "suite_names", "select"]
+__all__ = ["SuiteError", "load_suite", "suite_names", "select", "check_configs"]
 
 DEFAULT = "default"
 
@@ -63,8 +63,13 @@ def suite_names() -> list[str]:
     return sorted(_packaged())
 
 
-def load_suite(ref: str | None = None) -> Suite:
-    """Load a suite by name (a shipped suite) or by the path of a TOML file."""
+def load_suite(ref: str | None = None, validate: bool = True) -> Suite:
+    """Load a suite by name (a shipped suite) or by the path of a TOML file.
+
+    With ``validate=False`` the optimizer keys are looked up but no optimizer is built; call
+    :func:`check_configs` on the runs about to start instead (building the first
+    ``torch.optim`` optimizer imports ``torch._dynamo``, seconds that a re-run which has
+    nothing left to do should not pay)."""
     ref = ref or DEFAULT
     path = Path(ref)
     if ref.endswith(".toml") or path.exists():
@@ -80,7 +85,7 @@ def load_suite(ref: str | None = None) -> Suite:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{where}: malformed TOML: {exc}") from None
-    return parse_suite(doc, stem, where)
+    return parse_suite(doc, stem, where, validate)
 
 
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
@@ -101,7 +106,7 @@ def _table_list(doc: dict, name: str, where: str) -> list[dict]:
     return items
 
 
-def parse_suite(doc: dict, stem: str, where: str) -> Suite:
+def parse_suite(doc: dict, stem: str, where: str, validate: bool = True) -> Suite:
     """Turn a parsed TOML document into a validated :class:`Suite`."""
     unknown = set(doc) - {"name", "seeds", "device", "problems", "optimizers"}
     if unknown:
@@ -119,7 +124,7 @@ def parse_suite(doc: dict, stem: str, where: str) -> Suite:
         if not isinstance(on, dict) or not all(isinstance(v, dict) for v in on.values()):
             raise SuiteError(f"{where}: [optimizers.on.<problem>] must be tables")
         optimizers.append((key, o, on))
-    return build_suite(name, problems, optimizers, seeds, device)
+    return build_suite(name, problems, optimizers, seeds, device, validate)
 
 
 def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
@@ -138,9 +143,10 @@ def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
 
 
 def build_suite(name: str, problems: Iterable[tuple[ProblemSpec, Budget]],
-                optimizers: Iterable[tuple[str, dict, dict]], seeds: tuple[int, ...], device: str) -> Suite:
-    """Cross problems with optimizers (applying per-problem overrides) and validate each
-    optimizer spec by building it on a dummy parameter."""
+                optimizers: Iterable[tuple[str, dict, dict]], seeds: tuple[int, ...], device: str,
+                validate: bool = True) -> Suite:
+    """Cross problems with optimizers (applying per-problem overrides); look up each key and,
+    with ``validate``, check each optimizer spec by building it on a dummy parameter."""
     problems = list(problems)
     entries = []
     for key, hparams, on in optimizers:
@@ -149,7 +155,13 @@ def build_suite(name: str, problems: Iterable[tuple[ProblemSpec, Budget]],
             raise SuiteError(f"optimizer {key}: overrides for {sorted(stray)[0]!r}, which is not a problem of the suite")
         for prob, budget in problems:
             spec = OptimizerSpec(key, {**hparams, **on.get(prob.key, {})})
-            check_optimizer(spec)
+            if validate:
+                check_optimizer(spec)
+            else:
+                try:
+                    optimizer_class(key)
+                except RegistryError as exc:
+                    raise SuiteError(str(exc)) from None
             entries.append(SuiteEntry(prob, budget, spec))
     return Suite(name, tuple(entries), tuple(seeds), device)
 
@@ -164,6 +176,15 @@ def check_optimizer(spec: OptimizerSpec) -> None:
     except (TypeError, ValueError) as exc:
         msg = str(exc).replace("__init__() ", "")
         raise SuiteError(f"optimizer {spec.name}: {msg}") from None
+
+
+def check_configs(configs: Iterable[RunConfig]) -> None:
+    """:func:`check_optimizer` for each distinct optimizer spec among ``configs``."""
+    seen = set()
+    for config in configs:
+        if config.optimizer not in seen:
+            seen.add(config.optimizer)
+            check_optimizer(config.optimizer)
 
 
 def select(suite: Suite, problems: list[str] | None = None, optimizers: list[str] | None = None,
