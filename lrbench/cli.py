@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -15,7 +16,8 @@ from lrbench.report import write_report
 from lrbench.runner import resolve_device
 from lrbench.store import Store
 from lrbench.suite import SuiteError, check_configs, load_suite, select, suite_names
-from lrbench.sweep import pending, sweep
+from lrbench.sweep import pending, stages, sweep
+from lrbench.tuning import TuningError
 
 EXIT_BAD_INPUT = 2
 
@@ -87,22 +89,28 @@ def _run(args, console: Console, argv: list[str]) -> int:
     device = args.device or suite.device
     suite = select(suite, args.problems, args.optimizers, args.seeds, str(resolve_device(device)))
     command = " ".join(["lrbench", *argv])
+    counts: Counter = Counter()
     with Store(args.db) as store:
-        todo, skipped = pending(suite, store)
-        check_configs(todo)
-        console.print(f"suite {suite.name}: {len(todo) + skipped} runs, {skipped} already recorded in {args.db}")
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("runs", total=len(todo))
-            counts = sweep(todo, store,
-                           on_start=lambda c: bar.update(task, description=c.name),
-                           on_done=lambda r: bar.advance(task))
+        for stage, configs in stages(suite, args.db):
+            todo, skipped = pending(configs, store)
+            check_configs(todo)
+            name = suite.name if stage == "main" else f"{suite.name} ({stage})"
+            console.print(f"suite {name}: {len(configs)} runs, {skipped} already recorded in {args.db}")
+            counts += _sweep_with_progress(todo, store, console)
     if counts:
         console.print("finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     path = write_report(args.db, args.out, "md", command=command)
     console.print(f"leaderboard: {path}")
     return 0
+
+
+def _sweep_with_progress(todo, store: Store, console: Console) -> Counter:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("runs", total=len(todo))
+        return sweep(todo, store, on_start=lambda c: bar.update(task, description=c.name),
+                     on_done=lambda r: bar.advance(task))
 
 
 def _report(args, console: Console) -> int:
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(args, console, argv)
         return _report(args, console)
-    except (_BadInput, SuiteError, RegistryError, ValueError, FileNotFoundError) as exc:
+    except (_BadInput, SuiteError, RegistryError, TuningError, ValueError, FileNotFoundError) as exc:
         print(f"lrbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

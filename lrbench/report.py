@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from lrbench.registry import RegistryError, problem_class
-from lrbench.stats import summary_table, threshold_columns
+from lrbench.registry import RegistryError, optimizer_class, problem_class
+from lrbench.stats import lr_robustness, summary_table, threshold_columns
 from lrbench.store import load_runs
+from lrbench.tuning import ROBUSTNESS_SUFFIX, TUNE_SUFFIX, lr_param, tuning_costs
 
 __all__ = ["leaderboard_markdown", "write_report"]
 
@@ -35,7 +36,7 @@ def _headline(problem: str) -> str:
         return "train_loss"
 
 
-def _problem_table(runs: pd.DataFrame) -> tuple[str, str]:
+def _problem_table(runs: pd.DataFrame, costs: pd.DataFrame) -> tuple[str, str]:
     problem = runs["problem"].iloc[0]
     headline = _headline(problem)
     table = summary_table(runs, headline)
@@ -44,6 +45,9 @@ def _problem_table(runs: pd.DataFrame) -> tuple[str, str]:
     headers = ["optimizer", "seeds", "final train loss (mean ± std)", f"best {headline} (mean)"]
     headers += [f"steps to ≤{c[len('steps_to_'):]} (median, reached)" for c in tcols]
     headers += ["median step", "peak mem", "diverged"]
+    cost = {r["optimizer"] + "*": r for r in costs.to_dict("records")}
+    if cost:
+        headers.append("tuned (cost)")
     rows = []
     for r in table.to_dict("records"):  # not itertuples: its fields drop names like steps_to_0.1
         row = [r["optimizer"], r["seeds"],
@@ -53,6 +57,10 @@ def _problem_table(runs: pd.DataFrame) -> tuple[str, str]:
             row.append(f"{_num(r[f'{c}_median'], '.0f')} ({r[f'{c}_reached']}/{n[r['optimizer']]})")
         row += [f"{_num(r['median_step_s'] * 1e3, '.3g')} ms", _bytes(r["peak_memory_bytes"]),
                 f"{r['diverged']}" + (f" (+{r['failed']} failed)" if r["failed"] else "")]
+        if cost:
+            c = cost.get(r["optimizer"])
+            row.append("—" if c is None else
+                       f"{c['picked']}; {c['tuning_runs']} runs, {_num(c['tuning_seconds'], '.3g')} s")
         rows.append(row)
     first = runs.iloc[0]
     devices = ", ".join(sorted(runs["device_name"].unique()))
@@ -72,10 +80,51 @@ def leaderboard_markdown(runs: pd.DataFrame, command: str | None = None) -> str:
     out += ["Steps to a threshold: first evaluated step with full-training-set loss ≤ threshold; "
             "median over the seeds that reached it, (reached/seeds). Step time covers "
             "`optimizer.step(closure)` only.", ""]
-    for (suite, problem), g in runs.groupby(["suite", "problem_name"], sort=True):
-        caption, table = _problem_table(g)
+    is_tune = runs["suite"].str.endswith(TUNE_SUFFIX)
+    is_robust = runs["suite"].str.endswith(ROBUSTNESS_SUFFIX)
+    costs = tuning_costs(runs)
+    for (suite, problem), g in runs[~is_tune & ~is_robust].groupby(["suite", "problem_name"], sort=True):
+        mine = costs[(costs["suite"] == suite) & (costs["problem_name"] == problem)]
+        caption, table = _problem_table(g, mine)
+        if len(mine):
+            caption += (" `key*`: hyper-parameters tuned on the seeds of the suite's tuning runs (disjoint "
+                        "from these), with the cost of that tuning; the row `key` beside it uses the declared "
+                        "hyper-parameters.")
         out += [f"## {problem}", "", caption, "", table, ""]
+    if is_robust.any():
+        out += _robustness_section(runs[is_robust], runs[~is_tune & ~is_robust])
     return "\n".join(out)
+
+
+def _robustness_section(runs: pd.DataFrame, main: pd.DataFrame) -> list[str]:
+    out = ["## Robustness to the (initial) learning rate", "",
+           "Each optimizer at every point of a log grid of its (initial) learning rate, other "
+           "hyper-parameters as declared. A grid value *works* when most of its seeds reach the "
+           "problem's first threshold; width = length in decades of the longest unbroken range of "
+           "working values (each value standing for one grid cell); diverged = share of all grid runs.", ""]
+    for (suite, problem), g in runs.groupby(["suite", "problem_name"], sort=True):
+        names = {k: lr_param(_optimizer_cls(k)) or "lr" for k in g["optimizer"].unique()}
+        table = pd.concat([lr_robustness(gk, param=names[k]) for k, gk in g.groupby("optimizer", sort=True)])
+        lrs = sorted({h[names[k]] for k, h in zip(g["optimizer"], g["hparams"]) if names[k] in h})
+        rows = [[r["optimizer"], names[r["optimizer"]], _num(r["width_decades"], ".2g"),
+                 "—" if r["width_decades"] == 0 else f"{r['lr_low']:g} … {r['lr_high']:g}",
+                 f"{r['diverged_fraction']:.0%}"] for r in table.to_dict("records")]
+        headers = ["optimizer", "swept", "width (decades)", "working range", "diverged"]
+        mine = main[(main["suite"] == suite[: -len(ROBUSTNESS_SUFFIX)]) & (main["problem_name"] == problem)]
+        unswept = sorted(k for k in mine["optimizer"].unique() if lr_param(_optimizer_cls(k)) is None)
+        note = f" Not swept (no learning rate): {', '.join(unswept)}." if unswept else ""
+        out += [f"### {problem}", "",
+                f"Suite `{suite}`: grid {lrs[0]:g} … {lrs[-1]:g} ({len(lrs)} points), "
+                f"{g['seed'].nunique()} seeds, first threshold {g['thresholds'].iloc[0][0]:g}.{note}", "",
+                tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    return out
+
+
+def _optimizer_cls(key: str):
+    try:
+        return optimizer_class(key)
+    except RegistryError:  # a plug-in optimizer that is no longer installed
+        return type(key, (), {"lr_param": "lr"})
 
 
 def write_report(db: str | Path, out_dir: str | Path, fmt: str = "md", command: str | None = None) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -23,6 +24,9 @@ __all__ = [
     "RunResult",
     "Suite",
     "SuiteEntry",
+    "TuningProtocol",
+    "RobustnessSweep",
+    "log_grid",
     "STATUSES",
     "canonical_json",
 ]
@@ -50,11 +54,33 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _plain(v: Any) -> Any:
+    if isinstance(v, _Frozen):
+        return v.to_dict()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
 class _Frozen:
-    """Hashing by canonical JSON (the dict fields make the default hash impossible)."""
+    """Hashing by canonical JSON (the dict fields make the default hash impossible).
+
+    Fields named in ``_omit_if_default`` are left out of ``to_dict`` while they hold their
+    default, so adding such a field later does not change the run keys recorded before it.
+    """
+
+    _omit_if_default: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name in self._omit_if_default and value == f.default:
+                continue
+            out[f.name] = _plain(value)
+        return out
 
     def __hash__(self) -> int:
         return hash(canonical_json(self.to_dict()))
@@ -62,19 +88,27 @@ class _Frozen:
 
 @dataclass(frozen=True, eq=True)
 class OptimizerSpec(_Frozen):
-    """A registry key and its hyper-parameters."""
+    """A registry key and its hyper-parameters.
+
+    ``tuned`` marks hyper-parameters picked by the tuning protocol (:mod:`lrbench.tuning`):
+    such a spec is named ``key*`` (e.g. ``adam*``) whatever values were picked, since the
+    pick may differ per problem; the values themselves are in ``hparams`` and the run key.
+    """
 
     key: str
     hparams: dict[str, Any] = field(default_factory=dict)
+    tuned: bool = False
+
+    _omit_if_default = ("tuned",)
 
     @property
     def name(self) -> str:
-        """Readable name from sorted hyper-parameters, e.g. ``adam[lr=0.001]``."""
-        return _name(self.key, self.hparams)
+        """Readable name from sorted hyper-parameters, e.g. ``adam[lr=0.001]``; ``adam*`` when tuned."""
+        return f"{self.key}*" if self.tuned else _name(self.key, self.hparams)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "OptimizerSpec":
-        return cls(d["key"], dict(d.get("hparams", {})))
+        return cls(d["key"], dict(d.get("hparams", {})), bool(d.get("tuned", False)))
 
     __hash__ = _Frozen.__hash__
 
@@ -215,28 +249,84 @@ class RunResult(_Frozen):
         return cls(**d)
 
 
+def log_grid(low: float, high: float, per_decade: int) -> tuple[float, ...]:
+    """``per_decade`` points per decade from ``low`` to ``high`` inclusive, each rounded to 6
+    significant digits so that names and run keys read ``0.000316`` rather than a float tail.
+    ``log_grid(1e-4, 1, 2)`` = 1e-4, 3.16e-4, 1e-3, …, 1 (9 points)."""
+    if not (0 < low <= high and math.isfinite(high)):
+        raise ValueError(f"invalid grid: low={low!r}, high={high!r} (need 0 < low <= high)")
+    if isinstance(per_decade, bool) or not isinstance(per_decade, int) or per_decade < 1:
+        raise ValueError(f"invalid per_decade: {per_decade!r} (must be an integer >= 1)")
+    n = round(math.log10(high / low) * per_decade)
+    return tuple(float(f"{low * 10 ** (i / per_decade):.6g}") for i in range(n + 1))
+
+
 @dataclass(frozen=True)
 class SuiteEntry(_Frozen):
-    """One (problem, budget, optimizer) cell of a suite, crossed with the suite's seeds."""
+    """One (problem, budget, optimizer) cell of a suite, crossed with the suite's seeds.
+
+    ``tune`` is the cell's search space (hyper-parameter -> candidate values, crossed), or
+    ``None`` when its hyper-parameters are used as given.
+    """
 
     problem: ProblemSpec
     budget: Budget
     optimizer: OptimizerSpec
+    tune: dict[str, tuple] | None = None
 
     __hash__ = _Frozen.__hash__
 
 
 @dataclass(frozen=True)
+class TuningProtocol(_Frozen):
+    """How a suite tunes the entries that declare a search space (:mod:`lrbench.tuning`).
+
+    Attributes:
+        seeds: seeds of the tuning runs; by default 1000-1002, disjoint from the main runs'
+            seeds so that a tuned result is not measured on the seeds it was picked on.
+        criterion: a ``load_runs`` column (``final_<metric>`` / ``best_<metric>``), or
+            ``None`` for each problem's own (``Problem.tune_criterion``).
+        sense: ``"min"`` or ``"max"`` (with ``criterion``).
+    """
+
+    seeds: tuple[int, ...] = (1000, 1001, 1002)
+    criterion: str | None = None
+    sense: str | None = None
+
+
+@dataclass(frozen=True)
+class RobustnessSweep(_Frozen):
+    """The LR-robustness sweep: every optimizer of the suite at each point of a log grid of
+    its (initial) learning rate, ``per_decade`` points per decade from ``low`` to ``high``."""
+
+    low: float = 1e-4
+    high: float = 1.0
+    per_decade: int = 2
+    seeds: tuple[int, ...] = (2000, 2001, 2002)
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        return log_grid(self.low, self.high, self.per_decade)
+
+
+@dataclass(frozen=True)
 class Suite(_Frozen):
-    """A named set of entries, seeds and a device: expands to :class:`RunConfig` s."""
+    """A named set of entries, seeds and a device: expands to :class:`RunConfig` s.
+
+    ``tuning`` and ``robustness`` are the suite's tuning protocol and LR-robustness sweep, if
+    it asks for them; :mod:`lrbench.tuning` turns them into runs.
+    """
 
     name: str
     entries: tuple[SuiteEntry, ...]
     seeds: tuple[int, ...]
     device: str = "auto"
+    tuning: TuningProtocol = TuningProtocol()
+    robustness: RobustnessSweep | None = None
 
     def configs(self) -> list[RunConfig]:
-        """Every run of the suite, seeds innermost."""
+        """Every run of the suite's entries with their hyper-parameters as given, seeds
+        innermost (the tuned runs come from :func:`lrbench.tuning.main_configs`)."""
         return [
             RunConfig(self.name, e.problem, e.optimizer, seed, self.device, e.budget)
             for e in self.entries

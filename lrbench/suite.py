@@ -13,8 +13,22 @@ Format (``problems/default.toml`` is the embedded default)::
     [[optimizers]]
     key = "sgd"               # a registered optimizer (or package.module:Class);
     lr = 0.1                  # other keys are its hyper-parameters
+    tune = { lr = [1e-3, 1e-2, 1e-1] }        # a search space: the run named sgd* uses the
     [optimizers.on.beale]     # per-problem overrides of those hyper-parameters
-    lr = 0.001
+    lr = 0.001                # (and of tune)
+
+    [tune]                    # the tuning protocol (optional; these are its defaults)
+    seeds = [1000, 1001, 1002]          # a count N means 1000 .. 1000+N-1
+    # criterion = "final_train_loss"    # default: each problem's own; sense = "min" | "max"
+
+    [robustness]              # the LR-robustness sweep (optional; defaults shown)
+    low = 1e-4
+    high = 1.0
+    per_decade = 2
+    seeds = [2000, 2001, 2002]          # a count N means 2000 .. 2000+N-1
+
+A search space maps a hyper-parameter to a list of values, or to a log grid
+``{ low = 1e-4, high = 1.0, per_decade = 2 }``; several hyper-parameters are crossed.
 
 Every name is checked before anything runs: an unknown key, a malformed file or a
 hyper-parameter an optimizer rejects raises :class:`SuiteError` with a one-line message.
@@ -22,6 +36,7 @@ hyper-parameter an optimizer rejects raises :class:`SuiteError` with a one-line 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,7 +45,18 @@ import torch
 
 from lrbench.registry import RegistryError, optimizer_class, problem_class
 from lrbench.runner import build_optimizer
-from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig, Suite, SuiteEntry
+from lrbench.spec import (
+    Budget,
+    OptimizerSpec,
+    ProblemSpec,
+    RobustnessSweep,
+    RunConfig,
+    Suite,
+    SuiteEntry,
+    TuningProtocol,
+    log_grid,
+)
+from lrbench.tuning import grid_points
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -88,9 +114,9 @@ def load_suite(ref: str | None = None, validate: bool = True) -> Suite:
     return parse_suite(doc, stem, where, validate)
 
 
-def _seeds(value: Any, where: str) -> tuple[int, ...]:
+def _seeds(value: Any, where: str, first: int = 0) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return tuple(range(value))
+        return tuple(range(first, first + value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
         return tuple(value)
     raise SuiteError(f"{where}: invalid seeds: {value!r} (a count >= 1 or a list of integers >= 0)")
@@ -108,10 +134,12 @@ def _table_list(doc: dict, name: str, where: str) -> list[dict]:
 
 def parse_suite(doc: dict, stem: str, where: str, validate: bool = True) -> Suite:
     """Turn a parsed TOML document into a validated :class:`Suite`."""
-    unknown = set(doc) - {"name", "seeds", "device", "problems", "optimizers"}
+    unknown = set(doc) - {"name", "seeds", "device", "problems", "optimizers", "tune", "robustness"}
     if unknown:
         raise SuiteError(f"{where}: unknown top-level key {sorted(unknown)[0]!r}")
     name = doc.get("name", stem)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise SuiteError(f"{where}: invalid name: {name!r} (a non-empty string without '/')")
     seeds = _seeds(doc.get("seeds", 5), where)
     device = doc.get("device", "auto")
     if device not in ("auto", "cpu", "cuda"):
@@ -124,7 +152,65 @@ def parse_suite(doc: dict, stem: str, where: str, validate: bool = True) -> Suit
         if not isinstance(on, dict) or not all(isinstance(v, dict) for v in on.values()):
             raise SuiteError(f"{where}: [optimizers.on.<problem>] must be tables")
         optimizers.append((key, o, on))
-    return build_suite(name, problems, optimizers, seeds, device, validate)
+    suite = build_suite(name, problems, optimizers, seeds, device, validate)
+    return dataclasses.replace(suite, tuning=_tuning(doc.get("tune", {}), where),
+                               robustness=_robustness(doc.get("robustness"), where))
+
+
+def _fields(table: Any, allowed: set[str], where: str, what: str) -> dict:
+    if not isinstance(table, dict):
+        raise SuiteError(f"{where}: [{what}] must be a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise SuiteError(f"{where}: unknown key {sorted(unknown)[0]!r} in [{what}]")
+    return table
+
+
+def _tuning(table: Any, where: str) -> TuningProtocol:
+    t = _fields(table, {"seeds", "criterion", "sense"}, where, "tune")
+    seeds = _seeds(t["seeds"], f"{where} [tune]", first=1000) if "seeds" in t else TuningProtocol.seeds
+    criterion, sense = t.get("criterion"), t.get("sense")
+    if criterion is not None and not (isinstance(criterion, str) and criterion.startswith(("final_", "best_"))):
+        raise SuiteError(f"{where}: invalid criterion: {criterion!r} (final_<metric> or best_<metric>)")
+    if sense is not None and (sense not in ("min", "max") or criterion is None):
+        raise SuiteError(f"{where}: invalid sense: {sense!r} ('min' or 'max', with a criterion)")
+    return TuningProtocol(seeds, criterion, sense)
+
+
+def _robustness(table: Any, where: str) -> RobustnessSweep | None:
+    if table is None:
+        return None
+    t = dict(_fields(table, {"low", "high", "per_decade", "seeds"}, where, "robustness"))
+    if "seeds" in t:
+        t["seeds"] = _seeds(t["seeds"], f"{where} [robustness]", first=2000)
+    try:
+        sweep = RobustnessSweep(**t)
+        sweep.grid  # noqa: B018 - validates low, high, per_decade
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"{where} [robustness]: {exc}") from None
+    return sweep
+
+
+def _space(key: str, table: Any) -> dict[str, tuple] | None:
+    """A search space from TOML: name -> list of values, or -> {low, high, per_decade}."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not table:
+        raise SuiteError(f"optimizer {key}: tune must be a table of hyper-parameter = [values]")
+    space = {}
+    for name, values in table.items():
+        if isinstance(values, dict):
+            bad = set(values) - {"low", "high", "per_decade"}
+            if bad or not {"low", "high"} <= set(values):
+                raise SuiteError(f"optimizer {key}: tune.{name} must be a list or {{low, high, per_decade}}")
+            try:
+                values = list(log_grid(values["low"], values["high"], values.get("per_decade", 2)))
+            except (TypeError, ValueError) as exc:
+                raise SuiteError(f"optimizer {key}: tune.{name}: {exc}") from None
+        if not isinstance(values, list) or not values:
+            raise SuiteError(f"optimizer {key}: tune.{name} must be a non-empty list of values")
+        space[name] = tuple(dict.fromkeys(values))
+    return space
 
 
 def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
@@ -154,15 +240,19 @@ def build_suite(name: str, problems: Iterable[tuple[ProblemSpec, Budget]],
         if stray:
             raise SuiteError(f"optimizer {key}: overrides for {sorted(stray)[0]!r}, which is not a problem of the suite")
         for prob, budget in problems:
-            spec = OptimizerSpec(key, {**hparams, **on.get(prob.key, {})})
+            merged = {**hparams, **on.get(prob.key, {})}
+            space = _space(key, merged.pop("tune", None))
+            spec = OptimizerSpec(key, merged)
             if validate:
                 check_optimizer(spec)
+                for point in grid_points(space or {}):
+                    check_optimizer(OptimizerSpec(key, {**merged, **point}))
             else:
                 try:
                     optimizer_class(key)
                 except RegistryError as exc:
                     raise SuiteError(str(exc)) from None
-            entries.append(SuiteEntry(prob, budget, spec))
+            entries.append(SuiteEntry(prob, budget, spec, space))
     return Suite(name, tuple(entries), tuple(seeds), device)
 
 
@@ -211,4 +301,4 @@ def select(suite: Suite, problems: list[str] | None = None, optimizers: list[str
     new_seeds = tuple(range(seeds)) if seeds is not None else suite.seeds
     if seeds is not None and seeds < 1:
         raise SuiteError(f"invalid --seeds: {seeds} (must be >= 1)")
-    return Suite(suite.name, tuple(entries), new_seeds, device or suite.device)
+    return dataclasses.replace(suite, entries=tuple(entries), seeds=new_seeds, device=device or suite.device)

@@ -1,23 +1,44 @@
-"""A sweep: every run of a suite that the store does not hold yet, one after another."""
+"""A sweep: every run of a suite that the store does not hold yet, one after another.
+
+A suite runs in stages: its tuning runs, its LR-robustness sweep, then its main runs (whose
+tuned entries use what the tuning runs picked, so they are planned only once those ended).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 from lrbench.runner import run_one
 from lrbench.spec import RunConfig, RunResult, Suite
-from lrbench.store import Store
+from lrbench.store import Store, load_runs
+from lrbench.tuning import main_configs, robustness_configs, tuning_configs
 
-__all__ = ["pending", "sweep"]
+__all__ = ["pending", "stages", "sweep"]
 
 
-def pending(suite: Suite, store: Store) -> tuple[list[RunConfig], int]:
-    """The suite's runs without a final record in ``store``, and how many were skipped."""
+def pending(configs: list[RunConfig], store: Store) -> tuple[list[RunConfig], int]:
+    """The runs among ``configs`` without a final record in ``store``, and how many were skipped."""
     done = store.finished_keys()
-    configs = suite.configs()
     todo = [c for c in configs if c.run_key not in done]
     return todo, len(configs) - len(todo)
+
+
+def stages(suite: Suite, db: str | Path) -> Iterator[tuple[str, list[RunConfig]]]:
+    """``(label, configs)`` for each non-empty stage of the suite, in order: ``tuning``,
+    ``robustness``, ``main``. Planned lazily: run a stage before asking for the next one,
+    since the main stage reads the tuning runs from ``db``."""
+    for label, plan in (("tuning", lambda: tuning_configs(suite)),
+                        ("robustness", lambda: robustness_configs(suite)),
+                        ("main", lambda: main_configs(suite, load_runs(db)) if _tunes(suite) else suite.configs())):
+        configs = plan()
+        if configs:
+            yield label, configs
+
+
+def _tunes(suite: Suite) -> bool:
+    return any(e.tune for e in suite.entries)
 
 
 def sweep(configs: list[RunConfig], store: Store,

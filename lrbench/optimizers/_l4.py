@@ -109,7 +109,12 @@ class L4Base(torch.optim.Optimizer):
     scalars (``step``, ``l_min``) live in ``self.state`` of the first parameter of the first
     group; the moving averages live in each parameter's state. Parameters whose ``grad`` is
     ``None`` are left untouched and do not enter gᵀv.
+
+    L4 has no learning rate to sweep (α is a fraction of the linearised step, not a step
+    size), so ``lr_param`` is ``None`` and the LR-robustness sweep leaves it out.
     """
+
+    lr_param = None
 
     def __init__(self, params, defaults: dict):
         # "lr" holds the effective step size η of the last step (0 before the first one).

@@ -74,6 +74,9 @@ def lqa_update(params: list[torch.Tensor], directions: list[torch.Tensor], loss:
 class LQA(torch.optim.Optimizer):
     """Local quadratic approximation of the loss along the search direction (Zhu et al. 2020).
 
+    Its initial step size is ``delta0`` (the first probe size, which is also the first step
+    when the fit fails), so the LR-robustness sweep varies ``delta0`` (``lr_param``).
+
     Each step fits the batch loss along the search direction ``d`` by a quadratic in the
     step size, ``ℓ(θ - δd) ≈ ℓ(θ) - aδ + bδ²`` (eqs. 1–2), whose minimiser is
     ``δ* = a / (2b)`` (eq. 3). The coefficients come from two loss probes on the current
@@ -127,6 +130,8 @@ class LQA(torch.optim.Optimizer):
         momentum: direction averaging ``m`` in [0, 1); 0 (default) is the plain gradient,
             the paper's Algorithm 1.
     """
+
+    lr_param = "delta0"
 
     def __init__(self, params, delta0: float = 0.01, momentum: float = 0.0):
         v.positive("delta0", delta0)
