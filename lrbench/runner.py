@@ -30,7 +30,7 @@ from lrbench.schedules import Schedule
 from lrbench.schedules import resolve as resolve_schedule
 from lrbench.spec import RunConfig, RunResult
 
-__all__ = ["run_one", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR"]
+__all__ = ["run_one", "make_result", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR"]
 
 DIVERGENCE_FACTOR = 1e6
 """A run whose loss exceeds this multiple of its initial loss is marked ``diverged``."""
@@ -158,7 +158,6 @@ def run_one(config: RunConfig) -> RunResult:
     device = resolve_device(config.device)
     env = environment(device)
     problem = make_problem(config.problem.key, **config.problem.options)
-    thresholds = tuple(float(t) for t in problem.thresholds)
     state: dict[str, Any] = {"steps": 0, "counter": OracleCounter(), "opt": None}
     curves: dict[str, list] = {}
     clock = _Clock(device)
@@ -174,17 +173,26 @@ def run_one(config: RunConfig) -> RunResult:
         peak = int(torch.cuda.max_memory_allocated(device))
     else:
         peak = max(0, _peak_rss_bytes() - rss0)
+    opt = state["opt"]
+    return make_result(config, problem, status, message, state["steps"], curves, times, peak,
+                       _state_bytes(dict(opt.state)) if opt is not None else 0, state["counter"], env)
+
+
+def make_result(config: RunConfig, problem, status: str, message: str, steps: int, curves: dict[str, list],
+                times: list[float], peak: int, state_bytes: int, counter: OracleCounter, env,
+                vectorized: int = 1) -> RunResult:
+    """Assemble a :class:`RunResult` from what a run recorded (shared with the vectorised runner)."""
+    thresholds = tuple(float(t) for t in problem.thresholds)
     final, best = _summaries(curves, problem.metrics)
     stt = {}
     for t in thresholds:
         hit = [s for s, v in zip(curves.get("step", []), curves.get("train_loss", [])) if v <= t]
         stt[str(t)] = hit[0] if hit else None
-    opt = state["opt"]
     return RunResult(
         config=config,
         status=status,
         message=message,
-        steps=state["steps"],
+        steps=steps,
         final=final,
         best=best,
         thresholds=thresholds,
@@ -192,12 +200,26 @@ def run_one(config: RunConfig) -> RunResult:
         wall_time_s=float(sum(times)),
         median_step_s=float(statistics.median(times)) if times else float("nan"),
         peak_memory_bytes=peak,
-        state_bytes=_state_bytes(dict(opt.state)) if opt is not None else 0,
-        forward=state["counter"].forward,
-        backward=state["counter"].backward,
+        state_bytes=state_bytes,
+        forward=counter.forward,
+        backward=counter.backward,
         curves=curves,
         env=env,
+        vectorized=vectorized,
     )
+
+
+def divergence(batch_losses: torch.Tensor, start: int, train_loss: float, step: int, initial: float) -> str | None:
+    """Why a run diverged at this evaluation, or ``None``: a batch loss of steps ``start+1 ..
+    step`` (``batch_losses``, on the CPU) or the evaluated train loss is not finite or exceeds
+    :data:`DIVERGENCE_FACTOR` × the initial train loss."""
+    limit = DIVERGENCE_FACTOR * abs(initial)
+    bad = ~torch.isfinite(batch_losses) | (batch_losses > limit)
+    if bad.any():
+        return f"loss {float(batch_losses[bad][0]):.3g} at step {start + int(bad.nonzero()[0]) + 1}"
+    if not math.isfinite(train_loss) or train_loss > limit:
+        return f"train loss {train_loss:.3g} at step {step}"
+    return None
 
 
 def _summaries(curves: dict[str, list], metrics: dict[str, str]) -> tuple[dict, dict]:
@@ -237,7 +259,8 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
         if modal:  # Schedule-Free: evaluate at the averaged iterate x, train at y
             opt.eval()
         point = {"step": step, "time_s": sum(clock.resolve())}
-        point.update(task.evaluate())
+        point.update({k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+                      for k, v in task.evaluate().items()})
         for i, g in enumerate(opt.param_groups):
             point[f"lr_{i}"] = _lr(g)
         task.model.train()
@@ -245,17 +268,10 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
             opt.train()
         for k, v in point.items():
             curves.setdefault(k, []).append(v)
-        initial = curves["train_loss"][0]
-        limit = DIVERGENCE_FACTOR * abs(initial)
         seen = losses[checked:step].cpu()
+        msg = divergence(seen, checked, point["train_loss"], step, curves["train_loss"][0])
         checked = step
-        bad = ~torch.isfinite(seen) | (seen > limit)
-        if bad.any():
-            first = checked - len(seen) + int(bad.nonzero()[0]) + 1
-            return f"loss {float(seen[bad][0]):.3g} at step {first}"
-        if not math.isfinite(point["train_loss"]) or point["train_loss"] > limit:
-            return f"train loss {point['train_loss']:.3g} at step {step}"
-        return None
+        return msg
 
     msg = evaluate(0)
     if msg:

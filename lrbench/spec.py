@@ -221,6 +221,9 @@ class RunResult(_Frozen):
         forward, backward: oracle calls made through the closure.
         curves: column name -> values at each evaluation (``step``, ``time_s``,
             ``train_loss``, metrics, ``lr_<group>``).
+        vectorized: how many seeds ran as one batched computation (:mod:`lrbench.vectorized`);
+            1 for a run of its own. When > 1, the times are the batch's divided by it and
+            ``peak_memory_bytes`` is the batch's.
     """
 
     config: RunConfig
@@ -239,6 +242,9 @@ class RunResult(_Frozen):
     backward: int
     curves: dict[str, list]
     env: Environment
+    vectorized: int = 1
+
+    _omit_if_default = ("vectorized",)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunResult":

@@ -63,7 +63,7 @@ RUN_COLUMNS = [
     "run_key", "recorded_at", "suite", "problem", "problem_name", "optimizer", "optimizer_name",
     "hparams", "seed", "device", "device_name", "budget_steps", "eval_every", "status",
     "message", "steps", "wall_time_s", "median_step_s", "peak_memory_bytes", "state_bytes",
-    "forward", "backward", "thresholds",
+    "forward", "backward", "vectorized", "thresholds",
 ]
 """Fixed columns of :func:`load_runs`; it adds ``final_<metric>``, ``best_<metric>`` for
 each metric recorded and ``steps_to_<threshold>`` for each threshold."""
@@ -156,6 +156,7 @@ def load_runs(db: str | Path = "lrbench.sqlite") -> pd.DataFrame:
         return pd.DataFrame(columns=RUN_COLUMNS + extra)
     env = df["env"].map(json.loads)
     df["device_name"] = env.map(lambda e: e["device_name"])
+    df["vectorized"] = df["result"].map(lambda s: json.loads(s).get("vectorized", 1))
     df["hparams"] = df["hparams"].map(json.loads)
     df["thresholds"] = df["thresholds"].map(lambda s: tuple(json.loads(s)))
     wide = []

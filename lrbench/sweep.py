@@ -6,11 +6,13 @@ tuned entries use what the tuning runs picked, so they are planned only once tho
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
 from lrbench.runner import run_one
+from lrbench.vectorized import run_seeds, supports
 from lrbench.spec import RunConfig, RunResult, Suite
 from lrbench.store import Store, load_runs
 from lrbench.tuning import main_configs, robustness_configs, tuning_configs
@@ -43,17 +45,34 @@ def _tunes(suite: Suite) -> bool:
 
 def sweep(configs: list[RunConfig], store: Store,
           on_start: Callable[[RunConfig], None] = lambda c: None,
-          on_done: Callable[[RunResult], None] = lambda r: None) -> Counter:
+          on_done: Callable[[RunResult], None] = lambda r: None,
+          vectorize: bool = True) -> Counter:
     """Run each config and append its result to ``store`` as soon as it finishes.
 
-    Returns the count of each status. An interrupt between runs or inside one loses only
-    the run in progress.
+    With ``vectorize``, consecutive configs that differ only in their seed and that
+    :func:`lrbench.vectorized.supports` run as one batch (their results are appended when
+    the batch ends). Returns the count of each status. An interrupt loses only the run (or
+    batch) in progress.
     """
     counts: Counter = Counter()
-    for config in configs:
-        on_start(config)
-        result = run_one(config)
-        store.append(result)
-        counts[result.status] += 1
-        on_done(result)
+    for group in _groups(configs, vectorize):
+        for config in group:
+            on_start(config)
+        results = run_seeds(group) if len(group) > 1 else [run_one(group[0])]
+        for result in results:
+            store.append(result)
+            counts[result.status] += 1
+            on_done(result)
     return counts
+
+
+def _groups(configs: list[RunConfig], vectorize: bool) -> Iterator[list[RunConfig]]:
+    group: list[RunConfig] = []
+    for c in configs:
+        same = group and dataclasses.replace(group[0], seed=c.seed) == c
+        if group and not (vectorize and same and supports(c)):
+            yield group
+            group = []
+        group.append(c)
+    if group:
+        yield group

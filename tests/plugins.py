@@ -32,6 +32,7 @@ class Quadratic(Problem):
     """
 
     registry_key = "plugins:Quadratic"
+    vectorizable = True
     budget = Budget(steps=5, eval_every=5)
     thresholds = (1.0, 1e-3)
     reference = OptimizerSpec("sgd", {"lr": 0.5})
@@ -45,6 +46,6 @@ class Quadratic(Problem):
 
         def evaluate():
             with torch.no_grad():
-                return {"train_loss": float(loss())}
+                return {"train_loss": loss()}
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=1)

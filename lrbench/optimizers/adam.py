@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lrbench.optimizers import _validate as v
+from lrbench.optimizers._functional import Functional, _constant, adam_update
 from lrbench.registry import register_optimizer
 
 
@@ -31,3 +32,20 @@ class Adam(torch.optim.Adam):
         v.positive("eps", eps)
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+
+    @classmethod
+    def functional(cls, **hparams) -> Functional:
+        """This optimizer's step as pure functions of one run (:func:`~lrbench.optimizers._functional.adam_update`)."""
+        h = cls([torch.zeros(1, requires_grad=True)], **hparams).param_groups[0]
+        kw = {"lr": h["lr"], "beta1": h["betas"][0], "beta2": h["betas"][1], "eps": h["eps"],
+              "weight_decay": h["weight_decay"]}
+
+        def init(params):  # a step count per parameter, as torch.optim.Adam keeps (same state bytes)
+            return {"t": [torch.zeros((), dtype=p.dtype, device=p.device) for p in params],
+                    "m": [torch.zeros_like(p) for p in params], "v": [torch.zeros_like(p) for p in params]}
+
+        def step(params, grads, loss, state, probe):
+            new, m, v_, t = adam_update(params, grads, state["m"], state["v"], state["t"][0], **kw)
+            return new, {"t": [t] * len(params), "m": m, "v": v_}, _constant(kw["lr"])
+
+        return Functional(init, step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lrbench.optimizers import _validate as v
+from lrbench.optimizers._functional import Functional, _constant, sgd_update
 from lrbench.registry import register_optimizer
 
 
@@ -32,3 +33,24 @@ class SGD(torch.optim.SGD):
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
                          weight_decay=weight_decay, nesterov=nesterov)
+
+    @classmethod
+    def functional(cls, **hparams) -> Functional:
+        """This optimizer's step as pure functions of one run (:func:`~lrbench.optimizers._functional.sgd_update`);
+        ``momentum`` and ``nesterov`` inherit it with their own defaults."""
+        h = cls([torch.zeros(1, requires_grad=True)], **hparams).param_groups[0]
+        kw = {k: h[k] for k in ("lr", "momentum", "dampening", "weight_decay", "nesterov")}
+
+        def init(params):  # plain SGD keeps no state, as torch.optim.SGD
+            if not kw["momentum"]:
+                return {}
+            return {"t": torch.zeros((), dtype=params[0].dtype, device=params[0].device),
+                    "bufs": [torch.zeros_like(p) for p in params]}
+
+        def step(params, grads, loss, state, probe):
+            if not kw["momentum"]:
+                return sgd_update(params, grads, [], None, **kw)[0], state, _constant(kw["lr"])
+            new, bufs = sgd_update(params, grads, state["bufs"], state["t"], **kw)
+            return new, {"t": state["t"] + 1, "bufs": bufs}, _constant(kw["lr"])
+
+        return Functional(init, step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lrbench.optimizers import _validate as v
+from lrbench.optimizers._functional import Functional
 from lrbench.optimizers._hd import sgd_hd_update
 from lrbench.registry import register_optimizer
 
@@ -115,3 +116,23 @@ class SGDHD(torch.optim.Optimizer):
             gstate["lr"], gstate["t"] = new_lr, new_t
             group["lr"] = new_lr.clone()
         return loss.detach()
+
+    @classmethod
+    def functional(cls, **hparams) -> Functional:
+        """This optimizer's step as pure functions of one run (one parameter group), for the
+        vectorised runner: :func:`~lrbench.optimizers._hd.sgd_hd_update`."""
+        h = dict(cls([torch.zeros(1, requires_grad=True)], **hparams).param_groups[0])
+        lr0 = h.pop("lr")
+        kw = {k: h[k] for k in ("hypergrad_lr", "momentum", "dampening", "weight_decay", "nesterov", "clamp_lr")}
+
+        def init(params):
+            z = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
+            return {"t": z, "lr": z + lr0, "dirs": [torch.zeros_like(p) for p in params],
+                    "bufs": [torch.zeros_like(p) for p in params] if kw["momentum"] else []}
+
+        def step(params, grads, loss, state, probe):
+            new, dirs, bufs, lr, t = sgd_hd_update(params, grads, state["dirs"], state["bufs"], state["lr"],
+                                                   state["t"], **kw)
+            return new, {"t": t, "lr": lr, "dirs": dirs, "bufs": bufs}, lr
+
+        return Functional(init, step)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from lrbench.spec import Budget, OptimizerSpec, ProblemSpec
 
-__all__ = ["Problem", "Task"]
+__all__ = ["SIZES", "Problem", "Task"]
+
+SIZES = ("smoke", "default", "paper")
+"""Problem sizes: ``smoke`` (seconds on a CPU, for tests), ``default`` (the suite's setting on a
+CPU) and ``paper`` (the seed paper's setting, meant for a GPU)."""
 
 
 @dataclass
@@ -21,8 +26,12 @@ class Task:
         model: holds every trainable parameter.
         loss: training loss on a batch; takes a 1-D index tensor into the training set
             (on the device), or ``None`` for the full batch.
-        evaluate: untimed evaluation at the current parameters: metric name -> float; it
-            always includes ``train_loss`` (the full-training-set objective).
+        evaluate: untimed evaluation at the current parameters: metric name -> float or 0-d
+            tensor (the runner takes floats); it always includes ``train_loss`` (the
+            full-training-set objective). A problem that declares ``vectorizable = True``
+            returns tensors and keeps every per-seed tensor in ``model`` (parameters or
+            buffers), so that :mod:`lrbench.vectorized` can ``vmap`` its loss and evaluation
+            over stacked seeds.
         n_train: size of the training set.
         batch_size: examples per step, or ``None`` for full-batch training.
         val_loss: loss on the validation batch (held-out training data), or ``None``.
@@ -47,19 +56,50 @@ class Problem(abc.ABC):
     (name -> ``"min"`` or ``"max"``), the metric a leaderboard headlines, and a reference
     optimizer that reaches the first threshold within the budget; it implements
     :meth:`build`. Options are keyword arguments of ``__init__``, validated there.
+
+    Sizes: every problem takes the option ``size`` (one of :data:`SIZES`). The class
+    attributes are the ``default`` size; ``sizes`` maps ``"smoke"`` and ``"paper"`` to the
+    class attributes they override on the instance (``budget``, ``thresholds``, a data subset,
+    a model width, even ``reference`` where a tiny smoke setting needs another step size), so
+    ``problem.budget``, ``problem.thresholds`` and ``problem.reference`` are per instance.
+    ``size="default"`` is left out of :attr:`options`, so run keys of default-size runs do
+    not mention it; the other sizes are options, hence part of the run key.
+
+    Flags: ``synthetic`` is true for an instance whose data is made up (random tensors of
+    the right shapes, for code-path tests; a leaderboard must refuse such runs);
+    ``needs_download`` is true for a class whose default data has to be fetched (it takes
+    ``source="synthetic"`` for offline tests).
     """
 
-    budget: ClassVar[Budget]
-    thresholds: ClassVar[tuple[float, ...]]
+    budget: Budget
+    thresholds: tuple[float, ...]
     metrics: ClassVar[dict[str, str]] = {"train_loss": "min"}
     headline: ClassVar[str] = "train_loss"
-    reference: ClassVar[OptimizerSpec]
+    reference: OptimizerSpec
     registry_key: ClassVar[str]
+    sizes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    synthetic: bool = False
+    needs_download: ClassVar[bool] = False
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, size: str = "default", **options: Any) -> None:
         if options:
-            raise TypeError(f"{type(self).__name__} takes no option {sorted(options)[0]!r}")
-        self.options: dict[str, Any] = {}
+            raise TypeError(f"{type(self).__name__} takes no option {min(options)!r}")
+        self._set_size(size)
+        self.options: dict[str, Any] = self._size_option()
+
+    def _set_size(self, size: str) -> None:
+        """Validate ``size`` and apply its overrides (``sizes[size]``) to the instance."""
+        if size not in SIZES:
+            raise ValueError(f"invalid size: {size!r} (one of {', '.join(SIZES)})")
+        self.size = size
+        for name, value in self.sizes.get(size, {}).items():
+            if not hasattr(type(self), name):
+                raise AttributeError(f"{type(self).__name__}.sizes[{size!r}] sets unknown attribute {name!r}")
+            setattr(self, name, value)
+
+    def _size_option(self) -> dict[str, Any]:
+        """``{"size": ...}`` unless the size is the default one (options form the run key)."""
+        return {} if self.size == "default" else {"size": self.size}
 
     @property
     def spec(self) -> ProblemSpec:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 
@@ -17,10 +18,16 @@ class _Point(torch.nn.Module):
 
 class TwoD(Problem):
     """A function of a point (x, y). The start is ``start`` plus N(0, spread²) noise
-    drawn from the run's seed, so seeds differ but each seed is reproducible."""
+    drawn from the run's seed, so seeds differ but each seed is reproducible.
+
+    Full batch, float32; the evaluation records ``x`` and ``y`` (the trajectory) besides
+    ``train_loss``. Sizes change only the budget (and the thresholds where a subclass says so).
+    The "validation loss" is the objective itself.
+    """
 
     start: ClassVar[tuple[float, float]]
     spread: ClassVar[float] = 0.1
+    vectorizable: ClassVar[bool] = True
 
     @staticmethod
     def f(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden
@@ -35,9 +42,8 @@ class TwoD(Problem):
         def loss(_idx=None) -> torch.Tensor:
             return f(model.xy[0], model.xy[1])
 
-        def evaluate() -> dict[str, float]:
+        def evaluate() -> dict[str, torch.Tensor]:  # tensors: vmap-able (the runner takes floats)
             with torch.no_grad():
-                x, y = model.xy.tolist()
-                return {"train_loss": float(f(model.xy[0], model.xy[1])), "x": x, "y": y}
+                return {"train_loss": f(model.xy[0], model.xy[1]), "x": model.xy[0], "y": model.xy[1]}
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=1, val_loss=loss)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from lrbench.problems._two_d import TwoD
 from lrbench.registry import register_problem
@@ -20,14 +21,16 @@ class Bukin6(TwoD):
     ε > 0; we take ε = 0.01, so the kink of |y − 0.01x| is smoothed over a band of width ~0.1.
     Start: (−10, 1) (the classical Bukin domain is x ∈ [−15, −5], y ∈ [−3, 3]) plus N(0, 0.1²)
     noise per seed. Thresholds are on L itself: the minimum value plus 1e-2, 1e-3, 1e-4, 1e-5.
+    Sizes: ``default`` and ``paper`` run seed 001's 500 steps; ``smoke`` runs 50.
     """
 
     start = (-10.0, 1.0)
     budget = Budget(steps=500, eval_every=1)
     minimum = MINIMUM
     thresholds = tuple(round(MINIMUM + d, 6) for d in (1e-2, 1e-3, 1e-4, 1e-5))
-    metrics = {"train_loss": "min", "x": "none", "y": "none"}
+    metrics: ClassVar[dict[str, str]] = {"train_loss": "min", "x": "none", "y": "none"}
     reference = OptimizerSpec("adam", {"lr": 0.05})
+    sizes: ClassVar[dict[str, dict]] = {"smoke": {"budget": Budget(steps=50, eval_every=1)}}
 
     @staticmethod
     def f(x, y):

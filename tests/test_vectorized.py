@@ -1,0 +1,120 @@
+"""Vectorised seeds: the functional optimizers match their classes, and a batch of seeds
+stores the same runs as running each seed on its own."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lrbench.registry import optimizer_class
+from lrbench.runner import run_one
+from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig
+from lrbench.store import Store, load_runs
+from lrbench.sweep import sweep
+from lrbench.vectorized import run_seeds, supports
+
+FUNCTIONAL = [
+    ("sgd", {"lr": 0.1}),
+    ("sgd", {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}),
+    ("nesterov", {"lr": 0.05, "weight_decay": 0.01}),
+    ("momentum", {"lr": 0.05}),
+    ("adam", {"lr": 0.01, "weight_decay": 0.01}),
+    ("sgd_hd", {"lr": 0.05, "hypergrad_lr": 0.01}),
+    ("sgd_hd", {"lr": 0.05, "hypergrad_lr": 0.01, "momentum": 0.9, "nesterov": True}),
+]
+
+
+def _regression(dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 4, generator=g, dtype=dtype), torch.randn(32, 3, generator=g, dtype=dtype)
+    w0, b0 = torch.randn(3, 4, generator=g, dtype=dtype), torch.randn(3, generator=g, dtype=dtype)
+    return x, y, [w0, b0]
+
+
+@pytest.mark.parametrize("key, hparams", FUNCTIONAL)
+def test_functional_step_matches_the_optimizer_class(key, hparams):
+    """Ten steps of ``functional()`` against ten ``step()`` calls of the class itself."""
+    x, y, init = _regression()
+
+    def loss_of(w, b):
+        return ((x @ w.T + b - y) ** 2).mean()
+
+    params = [p.clone().requires_grad_(True) for p in init]
+    opt = optimizer_class(key)(params, **hparams)
+    fopt = optimizer_class(key).functional(**hparams)
+    fparams = [p.clone() for p in init]
+    state = fopt.init(fparams)
+    for _ in range(10):
+        def closure():
+            for p in params:
+                p.grad = None
+            loss = loss_of(*params)
+            loss.backward()
+            return loss.detach()
+
+        opt.step(closure)
+        q = [p.clone().requires_grad_(True) for p in fparams]
+        loss = loss_of(*q)
+        grads = torch.autograd.grad(loss, q)
+        fparams, state, lr = fopt.step(fparams, list(grads), loss.detach(), state, None)
+        for a, b in zip(params, fparams):
+            torch.testing.assert_close(a.detach(), b, rtol=1e-12, atol=1e-12)
+        assert float(lr) == pytest.approx(float(opt.param_groups[0]["lr"]), rel=1e-12)
+
+
+def _configs(problem, key, hparams, seeds, steps, every, options=None):
+    return [RunConfig("v", ProblemSpec(problem, options or {}), OptimizerSpec(key, hparams), s, "cpu",
+                      Budget(steps, every)) for s in seeds]
+
+
+def _same_run(a, b, rtol):
+    assert (a.status, a.steps, a.forward, a.backward, a.state_bytes) == (b.status, b.steps, b.forward, b.backward,
+                                                                        b.state_bytes), (a.message, b.message)
+    assert set(a.curves) == set(b.curves)
+    assert a.curves["step"] == b.curves["step"]
+    for name in a.curves:
+        if name in ("step", "time_s"):
+            continue
+        va, vb = a.curves[name], b.curves[name]
+        assert all(math.isclose(p, q, rel_tol=rtol, abs_tol=1e-7) or (math.isnan(p) and math.isnan(q))
+                   for p, q in zip(va, vb)), (name, va[-3:], vb[-3:])
+    assert a.steps_to_threshold == b.steps_to_threshold
+    assert a.vectorized > 1 and b.vectorized == 1
+
+
+CASES = [(p, k, h) for p, budget in (("beale", (60, 10)), ("illcond_regression", (60, 20)), ("mnist_logreg", (30, 10)))
+         for k, h in (("sgd", {"lr": 0.01 if p != "mnist_logreg" else 0.5}), ("adam", {"lr": 0.01}),
+                      ("sgd_hd", {"lr": 0.01, "hypergrad_lr": 1e-4}))]
+
+
+@pytest.mark.parametrize("problem, key, hparams", CASES)
+def test_vectorised_equals_per_seed(problem, key, hparams):
+    steps, every = {"beale": (60, 10), "illcond_regression": (60, 20), "mnist_logreg": (30, 10)}[problem]
+    configs = _configs(problem, key, hparams, (0, 1, 2), steps, every)
+    assert supports(configs[0])
+    batched = run_seeds(configs)
+    for config, a in zip(configs, batched):
+        assert a.config == config
+        _same_run(a, run_one(config), rtol=1e-4)
+    # the seeds really differ (otherwise equality would prove little)
+    assert len({r.curves["train_loss"][-1] for r in batched}) > 1 or problem == "mnist_logreg"
+
+
+def test_a_diverging_batch_is_recorded_as_each_seed_alone():
+    configs = _configs("plugins:Quadratic", "sgd", {"lr": 6.0}, (0, 1), 5, 1)
+    for a, config in zip(run_seeds(configs), configs):
+        b = run_one(config)
+        assert a.status == b.status == "diverged" and a.message == b.message and a.steps == b.steps
+
+
+def test_sweep_batches_supported_settings_only(tmp_path):
+    quad = _configs("plugins:Quadratic", "adam", {"lr": 0.1}, (0, 1, 2), 5, 5)
+    scheduled = _configs("plugins:Quadratic", "sgd", {"lr": 0.1, "schedule": "sgdr"}, (0, 1), 5, 5)
+    assert not supports(scheduled[0]) and not supports(_configs("beale", "l4_adam", {}, (0,), 5, 5)[0])
+    with Store(tmp_path / "r.sqlite") as store:
+        sweep(quad + scheduled, store)
+        sweep(_configs("plugins:Quadratic", "adam", {"lr": 0.2}, (0, 1), 5, 5), store, vectorize=False)
+    runs = load_runs(tmp_path / "r.sqlite")
+    assert list(runs["vectorized"]) == [3, 3, 3, 1, 1, 1, 1]
