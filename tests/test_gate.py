@@ -1,0 +1,63 @@
+"""The step-time gate (bench/gate.py) on hand-made pytest-benchmark results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("gate", Path(__file__).parents[1] / "bench" / "gate.py")
+gate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gate)
+
+
+def _bench(name, group, median, key=None, **info):
+    return {"name": name, "group": group, "params": {"key": key} if key else {}, "stats": {"median": median},
+            "extra_info": info}
+
+
+RESULTS = {"benchmarks": [
+    _bench("step[sgd-mlp]", "step/mlp", 0.010, key="sgd"),
+    _bench("step[adam-mlp]", "step/mlp", 0.015, key="adam"),
+    _bench("step[sgd-lenet]", "step/lenet", 0.004, key="sgd"),
+    _bench("step[lqa-lenet]", "step/lenet", 0.010, key="lqa"),
+    _bench("report", "report", 0.050, reference_group="step/mlp"),
+    _bench("harness[bare]", "harness", 2.0),
+    _bench("harness[runner]", "harness", 2.1, ratio_of="harness[bare]"),
+]}
+
+
+def test_ratios_are_to_sgd_of_the_same_group_or_the_named_benchmark():
+    r = gate.ratios(RESULTS)
+    assert r == pytest.approx({"step[sgd-mlp]": 1.0, "step[adam-mlp]": 1.5, "step[sgd-lenet]": 1.0,
+                               "step[lqa-lenet]": 2.5, "report": 5.0, "harness[runner]": 1.05})
+    assert "harness[bare]" not in r  # no reference: not gated
+
+
+def test_a_ratio_beyond_tolerance_fails_and_an_override_widens_it():
+    base = {"tolerance": 0.15, "overrides": {"b": 0.5}, "ratios": {"a": 2.0, "b": 2.0, "c": 2.0, "gone": 1.0}}
+    rows, ok = gate.compare(base, {"a": 2.2, "b": 2.8, "c": 2.4, "fresh": 3.0})
+    verdicts = {r[0]: r[-1] for r in rows}
+    assert verdicts == {"a": "ok", "b": "ok", "c": "FAIL", "fresh": "new", "gone": "not run"}
+    assert not ok
+    assert gate.compare(base, {"a": 1.0, "b": 2.0, "c": 2.29})[1]  # faster, or within 15 %
+
+
+def test_cli_fails_readably_and_update_refreshes(tmp_path, capsys):
+    res = tmp_path / "r.json"
+    res.write_text(json.dumps(RESULTS))
+    base = tmp_path / "baseline.json"
+    assert gate.main([str(res), "--baseline", str(base), "--update"]) == 0
+    assert json.loads(base.read_text())["ratios"]["step[adam-mlp]"] == 1.5
+    assert gate.main([str(res), "--baseline", str(base)]) == 0
+    slower = json.loads(json.dumps(RESULTS))
+    slower["benchmarks"][1]["stats"]["median"] = 0.02  # adam: 1.5 -> 2.0, +33 %
+    res.write_text(json.dumps(slower))
+    capsys.readouterr()
+    assert gate.main([str(res), "--baseline", str(base)]) == 1
+    out = capsys.readouterr().out
+    assert "| step[adam-mlp]" in out and "+33.3%" in out and "FAILED: 1 slower" in out and "step[adam-mlp]" in out
+    res.write_text("{not json")
+    assert gate.main([str(res), "--baseline", str(base)]) == 2
