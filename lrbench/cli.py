@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lrbench import registry
 from lrbench.registry import RegistryError
-from lrbench.report import write_report
+from lrbench.report import FORMATS, write_report, write_reports
 from lrbench.runner import resolve_device
 from lrbench.store import Store
 from lrbench.suite import SuiteError, check_configs, load_suite, select, suite_names
@@ -50,12 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides the suite's device")
     run.add_argument("--db", default="lrbench.sqlite", help="results database (default ./lrbench.sqlite)")
     run.add_argument("--out", default="reports", help="directory of the leaderboard (default ./reports)")
+    run.add_argument("--vectorize", choices=["auto", "off"], default="auto",
+                     help="run the seeds of a setting as one batched computation where supported (default auto)")
     run.add_argument("--data-dir", help="where datasets are read from (default $LRBENCH_DATA or ~/.cache/lrbench)")
 
     rep = sub.add_parser("report", help="render the leaderboard from a results database")
     rep.add_argument("--db", default="lrbench.sqlite")
-    rep.add_argument("--format", default="md", choices=["md"])
+    rep.add_argument("--format", default="md", choices=FORMATS,
+                     help="md: leaderboard.md; html: index.html with figures; all: both (default md)")
     rep.add_argument("--out", default="reports")
+    rep.add_argument("--reference", help="optimizer name (or key) the significance marks compare against "
+                     "(default: per problem, the best tuned baseline)")
     return p
 
 
@@ -96,7 +101,7 @@ def _run(args, console: Console, argv: list[str]) -> int:
             check_configs(todo)
             name = suite.name if stage == "main" else f"{suite.name} ({stage})"
             console.print(f"suite {name}: {len(configs)} runs, {skipped} already recorded in {args.db}")
-            counts += _sweep_with_progress(todo, store, console)
+            counts += _sweep_with_progress(todo, store, console, args.vectorize == "auto")
     if counts:
         console.print("finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     path = write_report(args.db, args.out, "md", command=command)
@@ -104,18 +109,19 @@ def _run(args, console: Console, argv: list[str]) -> int:
     return 0
 
 
-def _sweep_with_progress(todo, store: Store, console: Console) -> Counter:
+def _sweep_with_progress(todo, store: Store, console: Console, vectorize: bool) -> Counter:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("runs", total=len(todo))
         return sweep(todo, store, on_start=lambda c: bar.update(task, description=c.name),
-                     on_done=lambda r: bar.advance(task))
+                     on_done=lambda r: bar.advance(task), vectorize=vectorize)
 
 
 def _report(args, console: Console) -> int:
-    path = write_report(args.db, args.out, args.format, command=f"lrbench report --db {args.db}")
-    console.print(f"leaderboard: {path}")
+    command = f"lrbench report --db {args.db}" + (f" --reference {args.reference}" if args.reference else "")
+    for path in write_reports(args.db, args.out, args.format, command=command, reference=args.reference):
+        console.print(f"report: {path}")
     return 0
 
 
