@@ -6,14 +6,14 @@ from typing import ClassVar
 
 import torch
 
-from lrbench.problems._classify import CIFAR_DEFAULT_EVAL, CIFAR_SMOKE, Cifar
+from lrbench.problems._classify import CIFAR_SMOKE
 from lrbench.problems._cnn import wrn
+from lrbench.problems.cifar10_wrn16_4 import Cifar10Wrn16x4
 from lrbench.registry import register_problem
-from lrbench.spec import Budget, OptimizerSpec
 
 
 @register_problem("cifar100_wrn16_4")
-class Cifar100Wrn16x4(Cifar):
+class Cifar100Wrn16x4(Cifar10Wrn16x4):
     """WideResNet-16-4 on CIFAR-100, minibatches of 128 (seed 002 §5).
 
     Seed 002 §5 trains Wide-ResNets ("WRNET_16_4" in its figures) on CIFAR-10/100 with
@@ -34,16 +34,10 @@ class Cifar100Wrn16x4(Cifar):
     """
 
     dataset = "cifar100"
-    batch_size = 128
-    augment = True
-    max_eval = CIFAR_DEFAULT_EVAL["max_eval"]
-    max_test = CIFAR_DEFAULT_EVAL["max_test"]
-    budget = Budget(steps=200, eval_every=50)
     thresholds = (4.0, 3.0, 2.0, 1.0)
-    reference = OptimizerSpec("momentum", {"lr": 0.1, "momentum": 0.8, "weight_decay": 5e-4})
     sizes: ClassVar[dict[str, dict]] = {
+        **Cifar10Wrn16x4.sizes,
         "smoke": {**CIFAR_SMOKE, "width": 1 / 8, "thresholds": (4.55, 4.4)},
-        "paper": {"epochs": 80, "max_eval": 10_000, "max_test": None},
     }
 
     def make_model(self) -> torch.nn.Module:
