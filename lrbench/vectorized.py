@@ -1,14 +1,22 @@
 """All seeds of one (problem, optimizer, hyper-parameters) as one batched computation.
 
 Each seed builds its own task exactly as :func:`lrbench.runner.run_one` would (same global
-seeding, same initialisation, same batch order); their parameters and buffers are stacked,
-and every step is ``torch.func.vmap`` of one seed's step: the loss through
-``torch.func.functional_call`` of the problem's own loss, its gradient by
-``torch.func.grad_and_value``, and the optimizer's pure update (its ``functional()``,
-:class:`~lrbench.optimizers._functional.Functional`). Evaluation is ``vmap`` of the
-problem's ``evaluate`` the same way. Each seed is still stored as its own run, with the
-numbers of a per-seed run up to float rounding (``tests/test_vectorized.py``); a seed that
-diverges is recorded at the evaluation where it diverged, as on its own, while the others go on.
+seeding, same initialisation, same batch order); their parameters and buffers are stacked.
+A step is three batched calls: ``torch.func.vmap`` of the problem's own loss through
+``torch.func.functional_call`` (the seeds' batch losses), one ordinary backward pass of their
+sum (seed i's parameters enter only seed i's loss, so this yields every seed's own gradient),
+and ``vmap`` of the optimizer's pure update (its ``functional()``,
+:class:`~lrbench.optimizers._functional.Functional`). Evaluation is ``vmap`` of the problem's
+``evaluate`` the same way. Each seed is still stored as its own run, with the numbers of a
+per-seed run up to float rounding (``tests/test_vectorized.py``). The divergence test of the
+runner is applied to all seeds at once every ``_CHECK_EVERY`` steps, over the evaluations kept
+since; a seed that diverged ends at the evaluation where it diverged (curve, steps, oracle
+counts), as on its own, while the others go on.
+
+Why it is written this way: at 100 seeds of a 2-D function a step is a few dozen operations
+on 200-element tensors, so the cost is Python and dispatch, not arithmetic. ``grad`` under
+``vmap`` and nested pytree arguments cost more than the three flat calls above, and per-seed
+Python at every evaluation cost as much as the steps (``bench/vectorized_seeds.py``).
 
 What vectorises (:func:`supports`): problems that declare ``vectorizable = True`` (their
 ``loss`` and ``evaluate`` are tensor code without Python branching on values, ``float()`` or
@@ -24,10 +32,9 @@ peak memory is the batch's, optimizer-state bytes are per seed; each result carr
 from __future__ import annotations
 
 import inspect
-from typing import Any
 
 import torch
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 from lrbench.closure import OracleCounter
 from lrbench.env import environment
@@ -46,6 +53,8 @@ from lrbench.runner import (
 from lrbench.spec import RunConfig, RunResult
 
 __all__ = ["supports", "run_seeds"]
+
+_CHECK_EVERY = 64  # steps between divergence tests of the batch (a diverged seed keeps stepping till then)
 
 
 def supports(config: RunConfig) -> bool:
@@ -91,27 +100,104 @@ def run_seeds(configs: list[RunConfig]) -> list[RunResult]:
     env = environment(device)
     problem = make_problem(first.problem.key, **first.problem.options)
     n = len(configs)
-    counters = [OracleCounter() for _ in configs]
-    curves: list[dict[str, list]] = [{} for _ in configs]
+    rec = _Record(n)
     clock = _Clock(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss0 = _peak_rss_bytes()
-    out: dict[str, Any] = {"ended": [None] * n, "steps": [0] * n, "state_bytes": 0}
     try:
-        _train(configs, problem, device, curves, clock, counters, out)
-        statuses = [e or ("ok", "") for e in out["ended"]]
+        _train(configs, problem, device, rec, clock)
+        failure = None
     except Exception as exc:  # noqa: BLE001 - recorded as failed runs, the sweep goes on
-        msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        statuses = [e or ("failed", msg) for e in out["ended"]]
+        failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        rec.check()  # seeds that diverged before the failure are recorded as diverged
     times = [t / n for t in clock.resolve()]
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else max(0, _peak_rss_bytes() - rss0)
-    return [make_result(c, problem, st, msg, out["steps"][i], curves[i], times[: out["steps"][i]], peak,
-                        out["state_bytes"], counters[i], env, vectorized=n)
-            for i, (c, (st, msg)) in enumerate(zip(configs, statuses))]
+    results = []
+    for i, (c, curves) in enumerate(zip(configs, rec.curves())):
+        status, msg = rec.ended[i] or (("failed", failure) if failure else ("ok", ""))
+        steps = rec.steps(i)
+        counter = OracleCounter(forward=steps + rec.probes[steps], backward=steps)
+        results.append(make_result(c, problem, status, msg, steps, curves, times[:steps], peak, rec.state_bytes,
+                                   counter, env, vectorized=n))
+    return results
 
 
-def _train(configs, problem, device, curves, clock, counters, out) -> None:
+class _Record:
+    """What a batch of seeds recorded, kept as one row of ``n`` values per evaluation (no
+    per-seed Python work per step), turned into per-seed curves at the end. A seed that ended
+    (diverged) keeps the rows up to and including the evaluation where it ended."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.rows: dict[str, list] = {}  # "step"/"time_s": scalars; metrics and "lr_0": [n] tensors
+        self.ended: list[tuple[str, str] | None] = [None] * n
+        self.ended_row: list[int | None] = [None] * n
+        self.ended_step: list[int | None] = [None] * n
+        self.alive = torch.ones(n, dtype=torch.bool)
+        self.last_step = 0
+        self.probes = [0]  # probes[s]: forward probes per seed in steps 1..s
+        self.state_bytes = 0
+        self.losses: torch.Tensor | None = None  # [steps, n]: the batch loss of every step and seed
+        self.checked = 0  # evaluations whose divergence test is done
+
+    def add(self, step: int, time_s: float, values: dict[str, torch.Tensor]) -> None:
+        self.rows.setdefault("step", []).append(step)
+        self.rows.setdefault("time_s", []).append(time_s)
+        for k, v in values.items():
+            self.rows.setdefault(k, []).append(v)
+
+    def end(self, i: int, status: str, message: str, row: int) -> None:
+        self.ended[i] = (status, message)
+        self.ended_row[i] = row
+        self.ended_step[i] = self.rows["step"][row]
+        self.alive[i] = False
+
+    def check(self) -> None:
+        """The runner's divergence test (:func:`lrbench.runner.divergence`) of every evaluation
+        not yet checked, for all seeds at once: a seed diverged at the first evaluation whose
+        window of batch losses, or whose train loss, is not finite or over the limit. Done in
+        chunks rather than at each evaluation, since the rows are kept anyway; a seed's curve,
+        steps and oracle counts end where it diverged, as they would on its own."""
+        steps = self.rows.get("step", [])
+        r0, r1 = self.checked, len(steps)
+        if r0 == r1:
+            return
+        initial = self.rows["train_loss"][0]
+        limit = DIVERGENCE_FACTOR * initial.double().abs()  # in float64, as divergence() computes it
+        train = torch.stack(self.rows["train_loss"][r0:r1]).double()  # [rows, n]
+        base = steps[r0 - 1] if r0 else 0
+        seen = self.losses[base:steps[r1 - 1]].cpu()  # batch losses of steps base+1 .. last row's step
+        bad = ~torch.isfinite(seen) | (seen > limit.to(seen.dtype))
+        cum = torch.cat([torch.zeros(1, self.n, dtype=torch.long), bad.long().cumsum(0)])
+        ends = torch.tensor(steps[r0:r1]) - base
+        starts = torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]])
+        bad_rows = ((cum[ends] - cum[starts]) > 0) | ~torch.isfinite(train) | (train > limit)
+        bad_rows &= self.alive
+        first = bad_rows.long().argmax(0)
+        for i in bad_rows.any(0).nonzero().flatten().tolist():
+            j = int(first[i])
+            s0, s1 = base + int(starts[j]), steps[r0 + j]
+            msg = divergence(self.losses[s0:s1, i].cpu(), s0, float(train[j, i]), s1, float(initial[i]))
+            if msg:
+                self.end(i, "diverged", msg, r0 + j)
+        self.checked = r1
+
+    def steps(self, i: int) -> int:
+        return self.ended_step[i] if self.ended_step[i] is not None else self.last_step
+
+    def curves(self) -> list[dict[str, list]]:
+        if not self.rows:
+            return [{} for _ in range(self.n)]
+        cols = {k: (v if k in ("step", "time_s") else torch.stack(v).T.tolist()) for k, v in self.rows.items()}
+        out = []
+        for i in range(self.n):
+            stop = None if self.ended_row[i] is None else self.ended_row[i] + 1
+            out.append({k: (v[:stop] if k in ("step", "time_s") else v[i][:stop]) for k, v in cols.items()})
+        return out
+
+
+def _train(configs, problem, device, rec: _Record, clock) -> None:
     tasks = []
     for c in configs:  # exactly as run_one builds each seed's task
         _seed_everything(c.seed)
@@ -120,87 +206,115 @@ def _train(configs, problem, device, curves, clock, counters, out) -> None:
     names = [k for k, p in task.model.named_parameters() if p.requires_grad]
     bnames = [k for k, _ in task.model.named_buffers()]
     params = [torch.stack([dict(t.model.named_parameters())[k].detach() for t in tasks]) for k in names]
-    buffers = {f"model.{k}": torch.stack([dict(t.model.named_buffers())[k] for t in tasks]) for k in bnames}
+    buffers = [torch.stack([dict(t.model.named_buffers())[k] for t in tasks]) for k in bnames]
+    keys = [f"model.{k}" for k in names + bnames]
     fopt = _functional(configs[0], task.steps_per_epoch)
     loss_mod, eval_mod = _Call(task.model, task.loss), _Call(task.model, task.evaluate)
+    n, np_, nb = len(configs), len(names), len(bnames)
+    state = vmap(fopt.init)(params)
+    flat_state, layout = _pack(state)
     probes = [0]
 
-    def state_of(ps, bs):
-        return {**{f"model.{k}": p for k, p in zip(names, ps)}, **bs}
+    # Every vmapped function takes and returns flat lists of tensors: vmap flattens its
+    # arguments' pytrees on every call, and that Python work dominates a step of a tiny model.
+    def loss_at(flat, idx):  # flat: parameters, buffers
+        return functional_call(loss_mod, dict(zip(keys, flat)), (idx,))
 
-    def loss_at(ps, bs, idx):
-        return functional_call(loss_mod, state_of(ps, bs), (idx,))
-
-    def one_step(ps, bs, st, idx):
-        grads, loss = grad_and_value(loss_at)(ps, bs, idx)
+    def update(flat, idx):  # flat: parameters, gradients, loss, buffers, optimizer state
+        ps, grads, loss = flat[:np_], flat[np_:2 * np_], flat[2 * np_]
+        bs, st = flat[2 * np_ + 1:2 * np_ + 1 + nb], _unpack(flat[2 * np_ + 1 + nb:], layout)
 
         def probe(qs):
             probes[0] += 1  # counted while tracing: once per batched step, i.e. per seed
             with torch.no_grad():
-                return loss_at([q.detach() for q in qs], bs, idx)
+                return loss_at([q.detach() for q in qs] + bs, idx)
 
-        new, st, lr = fopt.step(ps, grads, loss.detach(), st, probe)
-        return new, st, lr, loss.detach()
+        new, st, lr = fopt.step(ps, grads, loss, st, probe)
+        packed, new_layout = _pack(st)
+        assert new_layout == layout, "a functional step must keep its state's layout"
+        return [*new, lr, *packed]
 
-    def metrics(ps, bs):
+    def metrics(flat):
         with torch.no_grad():
-            return {k: torch.as_tensor(v) for k, v in functional_call(eval_mod, state_of(ps, bs), ()).items()}
+            return {k: torch.as_tensor(v) for k, v in functional_call(eval_mod, dict(zip(keys, flat)), ()).items()}
 
     batches = [_Batches(t.n_train, t.batch_size, c.seed, device) for t, c in zip(tasks, configs)]
     full_batch = task.batch_size is None
-    vstep = vmap(one_step, in_dims=(0, 0, 0, None if full_batch else 0))
+    idx_dim = None if full_batch else 0
+    vloss = vmap(loss_at, in_dims=(0, idx_dim))
+    vupdate = vmap(update, in_dims=(0, idx_dim))
     vmetrics = vmap(metrics)
-    state = vmap(fopt.init)(params)
-    out["state_bytes"] = _state_bytes(state) // len(configs)
+    rec.state_bytes = _state_bytes(state) // n
     steps, every = configs[0].budget.steps, configs[0].budget.eval_every
-    losses = torch.empty(steps, len(configs), device=device)
-    lr = torch.full((len(configs),), float("nan"), device=device)
-    checked = 0
+    lr = torch.tensor([_initial_lr(c) for c in configs], dtype=torch.float64)
+    rec.losses = torch.empty(steps, n, device=device)
+    elapsed, checked_step = 0.0, 0
     for m in (t.model for t in tasks):
         m.train()
 
     def evaluate(step: int) -> None:
-        nonlocal checked
+        nonlocal elapsed, checked_step
         task.model.eval()
-        values = {k: v.detach().cpu().tolist() for k, v in vmetrics(params, buffers).items()}
+        values = {k: v.detach().cpu() for k, v in vmetrics(params + buffers).items()}
         task.model.train()
-        lrs = lr.cpu().tolist() if step else [_initial_lr(c) for c in configs]
-        seen = losses[checked:step].cpu()
-        elapsed = sum(clock.resolve()) / len(configs)
-        for i, cv in enumerate(curves):
-            if not out["ended"][i]:
-                cv.setdefault("step", []).append(step)
-                cv.setdefault("time_s", []).append(elapsed)
-                for k, v in values.items():
-                    cv.setdefault(k, []).append(float(v[i]))
-                cv.setdefault("lr_0", []).append(lrs[i])
-        # the divergence test of all seeds at once; the message of each diverged seed as alone
-        initial = torch.tensor([cv["train_loss"][0] for cv in curves]).abs() * DIVERGENCE_FACTOR
-        now = torch.tensor(values["train_loss"])
-        suspect = (~torch.isfinite(seen) | (seen > initial)).any(0) | ~torch.isfinite(now) | (now > initial)
-        for i in suspect.nonzero().flatten().tolist():
-            if not out["ended"][i]:
-                msg = divergence(seen[:, i], checked, curves[i]["train_loss"][-1], step, curves[i]["train_loss"][0])
-                out["ended"][i] = ("diverged", msg) if msg else None
-        checked = step
+        elapsed += sum(clock.resolve()[rec.rows["step"][-1] if step else 0:step]) / n  # step region, per seed
+        rec.add(step, elapsed, {**values, "lr_0": lr.detach().double().cpu()})
+        if step == 0 or step - checked_step >= _CHECK_EVERY or step == steps:
+            rec.check()
+            checked_step = step
 
     evaluate(0)
     for step in range(1, steps + 1):
-        if all(out["ended"]):
+        if not rec.alive.any():
             break
         idx = None if full_batch else torch.stack([b.next() for b in batches])
         t0 = clock.start()
-        params, state, lr, loss = vstep(params, buffers, state, idx)
+        params, flat_state, lr, loss = _step(vloss, vupdate, params, buffers, flat_state, idx)
         clock.stop(t0)
-        losses[step - 1] = loss
-        for i, c in enumerate(counters):
-            if not out["ended"][i]:
-                c.forward += 1 + probes[0]
-                c.backward += 1
-                out["steps"][i] = step
+        rec.losses[step - 1] = loss
+        rec.probes.append(rec.probes[-1] + probes[0])
+        rec.last_step = step
         probes[0] = 0
         if step % every == 0 or step == steps:
             evaluate(step)
+
+
+def _step(vloss, vupdate, params, buffers, flat_state, idx):
+    """One step of every seed: the seeds' losses by ``vmap`` of the forward pass, their
+    gradients by one ordinary backward pass of the losses' sum (seed i's parameters enter only
+    its own loss, so this is each seed's gradient, computed as a batch; it costs less than
+    ``grad`` under ``vmap``), then ``vmap`` of the optimizer's pure update."""
+    leaves = [p.detach().requires_grad_() for p in params]
+    loss = vloss(leaves + buffers, idx)
+    grads = torch.autograd.grad(loss.sum(), leaves)
+    loss = loss.detach()
+    out = vupdate([*params, *grads, loss, *buffers, *flat_state], idx)
+    k = len(params)
+    return out[:k], out[k + 1:], out[k], loss
+
+
+def _pack(state: dict) -> tuple[list[torch.Tensor], list[tuple[str, int | None]]]:
+    """A functional optimizer's state (a dict of tensors or lists of tensors) as a flat list
+    and its layout: (key, None) for a tensor, (key, length) for a list."""
+    flat, layout = [], []
+    for k, v in state.items():
+        if isinstance(v, (list, tuple)):
+            flat.extend(v)
+            layout.append((k, len(v)))
+        else:
+            flat.append(v)
+            layout.append((k, None))
+    return flat, layout
+
+
+def _unpack(flat: list[torch.Tensor], layout: list[tuple[str, int | None]]) -> dict:
+    state, i = {}, 0
+    for k, length in layout:
+        if length is None:
+            state[k], i = flat[i], i + 1
+        else:
+            state[k], i = list(flat[i:i + length]), i + length
+    return state
 
 
 def _initial_lr(config: RunConfig) -> float:

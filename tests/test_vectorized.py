@@ -109,6 +109,24 @@ def test_a_diverging_batch_is_recorded_as_each_seed_alone():
         assert a.status == b.status == "diverged" and a.message == b.message and a.steps == b.steps
 
 
+@pytest.mark.parametrize("check_every", [64, 10])
+def test_seeds_diverging_at_different_evaluations_end_where_they_would_alone(monkeypatch, check_every):
+    """Beale with SGD at η = 0.08: of 12 seeds, some converge and the others diverge at steps
+    3, 6, 45 or 48 (found by running them one by one). The batch tests divergence in chunks of
+    steps; with chunks of 10 the later divergences fall in later chunks."""
+    monkeypatch.setattr("lrbench.vectorized._CHECK_EVERY", check_every)
+    configs = _configs("beale", "sgd", {"lr": 0.08}, tuple(range(12)), 200, 3)
+    batched, alone = run_seeds(configs), [run_one(c) for c in configs]
+    assert {r.status for r in alone} == {"ok", "diverged"}
+    assert len({r.steps for r in alone if r.status == "diverged"}) >= 3
+    for a, b in zip(batched, alone):
+        assert (a.status, a.message, a.steps, a.forward, a.backward) == (b.status, b.message, b.steps, b.forward,
+                                                                          b.backward)
+        assert a.curves["step"] == b.curves["step"] and len(a.curves["train_loss"]) == len(b.curves["train_loss"])
+        # at the edge of stability float rounding grows along the way: compare the first steps
+        assert a.curves["train_loss"][:3] == pytest.approx(b.curves["train_loss"][:3], rel=1e-3, nan_ok=True)
+
+
 def test_sweep_batches_supported_settings_only(tmp_path):
     quad = _configs("plugins:Quadratic", "adam", {"lr": 0.1}, (0, 1, 2), 5, 5)
     scheduled = _configs("plugins:Quadratic", "sgd", {"lr": 0.1, "schedule": "sgdr"}, (0, 1), 5, 5)
