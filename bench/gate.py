@@ -4,8 +4,11 @@ committed baseline.
     pytest bench -m "not full" --benchmark-json=bench/results.json   # or all of bench/
     python bench/gate.py bench/results.json                          # check: exit 1 on a regression
     python bench/gate.py bench/results.json --update                 # refresh bench/baseline.json
+    python bench/gate.py run1.json run2.json run3.json --update      # ... from the median of runs
 
-Every benchmark's median is divided by the median of the ``sgd`` benchmark of its reference
+A benchmark timed in pairs with its reference (``bench/_paired.py``: the two alternate round
+by round) carries ``extra_info["paired_ratio"]``, the median of its per-round ratios, which is
+gated as it is. Otherwise, its median is divided by the median of the ``sgd`` benchmark of its reference
 group (its own group for step costs: same model and device; ``extra_info["reference_group"]``
 names it), so a faster or slower machine moves numerator and denominator together. Benchmarks
 that are themselves ratios of two measurements (``extra_info["ratio_of"]``: the name of the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -40,6 +44,9 @@ def ratios(results: dict) -> dict[str, float]:
     out = {}
     for b in benches:
         info = b.get("extra_info", {})
+        if "paired_ratio" in info:
+            out[_name(b)] = info["paired_ratio"]
+            continue
         if "ratio_of" in info:
             ref = median.get(info["ratio_of"])
         else:
@@ -72,20 +79,30 @@ def compare(baseline: dict, new: dict[str, float]) -> tuple[list[list], bool]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="step-time regression gate on ratios to sgd")
-    ap.add_argument("results", help="pytest-benchmark JSON (--benchmark-json)")
+    ap.add_argument("results", nargs="+", help="pytest-benchmark JSON (--benchmark-json); with several, "
+                    "each ratio is the median over them")
     ap.add_argument("--baseline", default=str(BASELINE))
+    ap.add_argument("--tolerance", type=float, default=None,
+                    help="default tolerance instead of the baseline's (per-benchmark overrides still apply)")
     ap.add_argument("--update", action="store_true", help="write the measured ratios as the new baseline")
     args = ap.parse_args(argv)
     try:
-        new = ratios(json.loads(Path(args.results).read_text()))
+        runs = [ratios(json.loads(Path(p).read_text())) for p in args.results]
+        new = {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(set().union(*runs))}
         base_path = Path(args.baseline)
         baseline = json.loads(base_path.read_text()) if base_path.exists() else {}
     except (OSError, ValueError, KeyError) as exc:
         print(f"gate: error: cannot read results or baseline: {exc}", file=sys.stderr)
         return 2
+    if args.tolerance is not None:
+        if not args.tolerance > 0:
+            print(f"gate: error: invalid tolerance: {args.tolerance}", file=sys.stderr)
+            return 2
+        baseline = {**baseline, "tolerance": args.tolerance}
     if args.update:
         merged = {**baseline.get("ratios", {}), **{k: round(v, 4) for k, v in new.items()}}
-        out = {"tolerance": baseline.get("tolerance", DEFAULT_TOLERANCE), "overrides": baseline.get("overrides", {}),
+        out = {**{k: v for k, v in baseline.items() if k not in ("tolerance", "overrides", "ratios")},
+               "tolerance": baseline.get("tolerance", DEFAULT_TOLERANCE), "overrides": baseline.get("overrides", {}),
                "ratios": dict(sorted(merged.items()))}
         base_path.write_text(json.dumps(out, indent=1) + "\n")
         print(f"gate: wrote {len(new)} ratios to {base_path}")

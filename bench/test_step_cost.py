@@ -5,15 +5,16 @@ its probes) of every registered optimizer on two fixed models with random data.
 * ``lenet5``: LeNet-5 on 28×28 single-channel images, batch 128.
 
 Each benchmark records, besides the time, the oracle calls per step, the optimizer-state bytes
-per parameter and (on CUDA) the peak memory, for ``reports/timing.md``. The gate
-(``bench/gate.py``) divides every median by the ``sgd`` median of the same model and device
-measured in the same session.
+per parameter and (on CUDA) the peak memory, for ``reports/timing.md``. Every round of a step
+is paired with a round of the ``sgd`` step on its own copy of the same model and data
+(``bench/_paired.py``); the gate (``bench/gate.py``) gates the median of those per-round ratios.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from _paired import paired
 
 from lrbench.closure import OracleCounter, make_closure
 from lrbench.problems._cnn import lenet5
@@ -24,19 +25,17 @@ from lrbench.runner import _state_bytes, build_optimizer
 MODELS = {"mlp": lambda: mlp(784, (1000, 1000), 10), "lenet5": lambda: lenet5()}
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 KEYS = [k for k in optimizer_keys() if getattr(optimizer_class(k), "available", True)] + ["_fixture:FixtureSGD"]
-ROUNDS = 15
+ROUNDS = 21
 
 
 def _params(key: str):
     return pytest.param(key, id=key.replace("_fixture:FixtureSGD", "fixture_sgd"))
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("model_name", list(MODELS))
-@pytest.mark.parametrize("key", [_params(k) for k in KEYS])
-def test_step(benchmark, key, model_name, device):
+def _training_step(key: str, model_name: str, dev: torch.device):
+    """One optimizer on a fresh copy of the model (same initialisation for every key) with
+    fixed random data: ``(step, opt, params, counter)``."""
     torch.manual_seed(0)
-    dev = torch.device(device)
     model = MODELS[model_name]().to(dev)
     g = torch.Generator(device=dev).manual_seed(0)
     x = torch.rand(128, 784, generator=g, device=dev)
@@ -57,11 +56,21 @@ def test_step(benchmark, key, model_name, device):
 
     for _ in range(2):  # state allocated, lazy initialisation done
         step()
+    return step, opt, params, counter
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("model_name", list(MODELS))
+@pytest.mark.parametrize("key", [_params(k) for k in KEYS])
+def test_step(benchmark, key, model_name, device):
+    dev = torch.device(device)
+    step, opt, params, counter = _training_step(key, model_name, dev)
+    sgd_step = _training_step("sgd", model_name, dev)[0]
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     before = (counter.forward, counter.backward)
     benchmark.group = f"step/{model_name}/{device}"
-    benchmark.pedantic(step, rounds=ROUNDS, warmup_rounds=2, iterations=1)
+    paired(benchmark, step, sgd_step, f"sgd step ({model_name}, {device})", rounds=ROUNDS, warmup_rounds=2)
     calls = ROUNDS + 2
     n_params = sum(p.numel() for p in params)
     benchmark.extra_info.update({

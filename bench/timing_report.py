@@ -11,9 +11,8 @@ import json
 import re
 from pathlib import Path
 
-from tabulate import tabulate
-
 from gate import ratios
+from tabulate import tabulate
 
 
 def _fmt_bytes(x) -> str:
@@ -34,7 +33,9 @@ def render(results: dict, command: str) -> str:
            f"({m.get('python_implementation', '')} {m.get('python_version', '')}), "
            f"{results.get('datetime', '')[:19]}. Medians over rounds; ratios are to the `sgd` step on the same "
            "model and device measured in the same session, so they carry over between machines better "
-           "than the times. Oracle calls: forward / backward passes per step. Peak memory only on CUDA.", ""]
+           "than the times. Each round of a benchmark is paired with a round of its reference "
+           "(`bench/_paired.py`), and the ratio is the median of the per-round ratios. Oracle calls: "
+           "forward / backward passes per step. Peak memory only on CUDA.", ""]
     steps = [b for b in results["benchmarks"] if b["group"].startswith("step/")]
     for group in sorted({b["group"] for b in steps}):
         _, model, device = group.split("/")
@@ -54,7 +55,7 @@ def render(results: dict, command: str) -> str:
     if others:
         rows = [[b["name"], f"{b['stats']['median']:.4g}",
                  f"{r[b['name']]:.3f}" if b["name"] in r else "—",
-                 b["extra_info"].get("ratio_of", f"sgd step ({b['extra_info'].get('reference_group', '')})")]
+                 b["extra_info"].get("paired_with") or b["extra_info"].get("ratio_of", "?")]
                 for b in others]
         out += ["## Harness, vectorised seeds, report", "",
                 tabulate(rows, headers=["benchmark", "median (s)", "ratio", "relative to"], tablefmt="github",

@@ -61,3 +61,27 @@ def test_cli_fails_readably_and_update_refreshes(tmp_path, capsys):
     assert "| step[adam-mlp]" in out and "+33.3%" in out and "FAILED: 1 slower" in out and "step[adam-mlp]" in out
     res.write_text("{not json")
     assert gate.main([str(res), "--baseline", str(base)]) == 2
+
+
+def test_a_paired_ratio_is_gated_as_measured():
+    results = {"benchmarks": [*RESULTS["benchmarks"],
+                              _bench("step[tlr-mlp]", "step/mlp", 0.050, key="tlr", paired_ratio=2.7,
+                                     reference_group="step/mlp")]}
+    assert gate.ratios(results)["step[tlr-mlp]"] == 2.7  # not 0.050 / 0.010
+
+
+def test_several_runs_give_the_median_ratio_and_tolerance_can_be_set(tmp_path, capsys):
+    paths = []
+    for i, adam in enumerate((0.015, 0.018, 0.012)):  # adam/sgd: 1.5, 1.8, 1.2 -> median 1.5
+        r = json.loads(json.dumps(RESULTS))
+        r["benchmarks"][1]["stats"]["median"] = adam
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(r))
+    base = tmp_path / "baseline.json"
+    assert gate.main([*map(str, paths), "--baseline", str(base), "--update"]) == 0
+    assert json.loads(base.read_text())["ratios"]["step[adam-mlp]"] == 1.5
+    assert gate.main([str(paths[1]), "--baseline", str(base)]) == 1  # 1.8 vs 1.5: +20 % > 15 %
+    assert gate.main([str(paths[1]), "--baseline", str(base), "--tolerance", "0.25"]) == 0
+    capsys.readouterr()
+    assert gate.main([str(paths[1]), "--baseline", str(base), "--tolerance", "-1"]) == 2
+    assert "invalid tolerance" in capsys.readouterr().err
