@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,33 @@ def test_several_runs_give_the_median_ratio_and_tolerance_can_be_set(tmp_path, c
     capsys.readouterr()
     assert gate.main([str(paths[1]), "--baseline", str(base), "--tolerance", "-1"]) == 2
     assert "invalid tolerance" in capsys.readouterr().err
+
+
+def _timing_report():
+    spec = importlib.util.spec_from_file_location("timing_report", Path(__file__).parents[1] / "bench" /
+                                                  "timing_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gate", gate)  # timing_report imports the gate as a sibling module
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_timing_report_tables_ratios_memory_and_speed_up():
+    step = {"forward_per_step": 3.130434, "backward_per_step": 1.0, "state_bytes_per_param": 8.0, "n_params": 1000,
+            "peak_memory_bytes": None}
+    results = {"machine_info": {"cpu": {"brand_raw": "TestCPU"}}, "datetime": "2026-12-01T00:00:00", "benchmarks": [
+        {"name": "test_step[sgd-mlp-cpu]", "group": "step/mlp/cpu", "params": {"key": "sgd"},
+         "stats": {"median": 0.010}, "extra_info": {**step, "paired_ratio": 1.0}},
+        {"name": "test_step[sls-mlp-cpu]", "group": "step/mlp/cpu", "params": {"key": "sls"},
+         "stats": {"median": 0.020}, "extra_info": {**step, "paired_ratio": 1.9}},
+        {"name": "test_seeds[loop]", "group": "seeds", "params": {}, "stats": {"median": 40.0}, "extra_info": {}},
+        {"name": "test_seeds[vectorized]", "group": "seeds", "params": {}, "stats": {"median": 0.8},
+         "extra_info": {"ratio_of": "test_seeds[loop]"}},
+    ]}
+    md = _timing_report().render(results, "cmd", {"sls/mlp": 3 * 2**20})
+    assert "## mlp on cpu (1,000 parameters, batch 128)" in md and "TestCPU" in md
+    sls = next(line for line in md.splitlines() if line.startswith("| sls"))
+    assert "| 1.90 " in sls and "3.13 / 1" in sls and "3.0 MiB" in sls and "8.00" in sls
+    sgd = next(line for line in md.splitlines() if line.startswith("| sgd"))
+    assert "| —" in sgd  # no memory measured for it
+    assert "50.0× faster than `test_seeds[loop]`" in md  # 40 / 0.8
