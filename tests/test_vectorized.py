@@ -84,15 +84,22 @@ def _same_run(a, b, rtol):
     assert a.vectorized > 1 and b.vectorized == 1
 
 
-CASES = [(p, k, h) for p, budget in (("beale", (60, 10)), ("illcond_regression", (60, 20)), ("mnist_logreg", (30, 10)))
-         for k, h in (("sgd", {"lr": 0.01 if p != "mnist_logreg" else 0.5}), ("adam", {"lr": 0.01}),
+BUDGETS = {"beale": (60, 10), "illcond_regression": (60, 20), "mnist_logreg": (30, 10), "boston_linreg": (40, 10),
+           "mnist_mlp_300_100": (20, 10)}
+SGD_LR = {"mnist_logreg": 0.5, "mnist_mlp_300_100": 0.1}
+# Adam at 0.01 on the MLP is chaotic: one of three seeds drifts from float32 rounding (1e-7 at
+# step 0, 1e-4 by step 4, 4e-3 by step 12) while the others agree to 1e-7; at 0.001 all do
+ADAM_LR = {"mnist_mlp_300_100": 0.001}
+CASES = [(p, k, h) for p in BUDGETS
+         for k, h in (("sgd", {"lr": SGD_LR.get(p, 0.01)}), ("adam", {"lr": ADAM_LR.get(p, 0.01)}),
                       ("sgd_hd", {"lr": 0.01, "hypergrad_lr": 1e-4}))]
 
 
 @pytest.mark.parametrize("problem, key, hparams", CASES)
 def test_vectorised_equals_per_seed(problem, key, hparams):
-    steps, every = {"beale": (60, 10), "illcond_regression": (60, 20), "mnist_logreg": (30, 10)}[problem]
-    configs = _configs(problem, key, hparams, (0, 1, 2), steps, every)
+    steps, every = BUDGETS[problem]
+    options = {"size": "smoke"} if problem.startswith("mnist_mlp") else None
+    configs = _configs(problem, key, hparams, (0, 1, 2), steps, every, options)
     assert supports(configs[0])
     batched = run_seeds(configs)
     for config, a in zip(configs, batched):

@@ -139,7 +139,6 @@ class Classification(Problem):
             torch.manual_seed(seed)
             model = self.make_model()
         model = model.to(device)
-        params = list(model.parameters())
         norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
         drops = [m for m in model.modules() if isinstance(m, Dropout)]
         mask_gen = torch.Generator(device=device) if drops else None
@@ -150,8 +149,8 @@ class Classification(Problem):
         current: dict = {"idx": None}
         wd = self.weight_decay
 
-        def penalty() -> torch.Tensor:
-            return 0.5 * wd * torch.stack([p.pow(2).sum() for p in params]).sum()
+        def penalty() -> torch.Tensor:  # reads the parameters at call time (functional_call swaps them)
+            return 0.5 * wd * torch.stack([p.pow(2).sum() for p in model.parameters()]).sum()
 
         def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
             if idx is current["idx"]:

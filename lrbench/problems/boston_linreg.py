@@ -47,6 +47,7 @@ class BostonLinreg(Problem):
     headline = "test_loss"
     reference = OptimizerSpec("sgd", {"lr": 0.1})
     sizes: ClassVar[dict[str, dict]] = {"smoke": {"budget": Budget(steps=50, eval_every=1)}}
+    vectorizable: ClassVar[bool] = True  # loss and evaluation are tensor code over the model's parameters
 
     def build(self, seed: int, device: torch.device) -> Task:
         data = boston_splits()
@@ -62,8 +63,8 @@ class BostonLinreg(Problem):
         def loss(_idx=None) -> torch.Tensor:
             return (model(xtr).squeeze(1) - ytr).pow(2).mean()
 
-        def evaluate() -> dict[str, float]:
+        def evaluate() -> dict[str, torch.Tensor]:  # tensors: vmap-able (the runner takes floats)
             with torch.no_grad():
-                return {"train_loss": float(loss()), "test_loss": float((model(xte).squeeze(1) - yte).pow(2).mean())}
+                return {"train_loss": loss(), "test_loss": (model(xte).squeeze(1) - yte).pow(2).mean()}
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=len(ytr), val_loss=loss)

@@ -27,7 +27,8 @@ class Cifar100Resnet18(Cifar):
     training and test splits; ``paper`` 200 epochs, evaluated every epoch, ``train_loss`` on
     a fixed 10,000-image training subset and the full test set; ``smoke`` a width-1/16 network
     for 20 steps, with Adam at lr 3e-3 as its reference (3e-4 barely moves in 20 steps). At
-    initialisation the L2 term is ≈ 1.6, so the objective starts near ln 100 + 1.6 ≈ 6.2. Thresholds of ``default`` and ``paper`` are provisional (not yet calibrated
+    initialisation the L2 term is ≈ 1.6, so the objective starts near ln 100 + 1.6 ≈ 6.2.
+    Thresholds of ``default`` and ``paper`` are provisional (not yet calibrated
     on real CIFAR-100 runs). Reference: Adam with lr 3e-4 (seed 001).
     """
 

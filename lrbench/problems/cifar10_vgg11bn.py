@@ -30,7 +30,8 @@ class Cifar10Vgg11bn(Cifar):
     training and test splits; ``paper`` 200 epochs, evaluated every epoch, ``train_loss`` on
     a fixed 10,000-image training subset and the full test set; ``smoke`` a width-1/8 network
     for 20 steps, with lr 0.02 as its reference (0.1 diverges on batches of 32). At
-    initialisation the L2 term is ≈ 0.92, so the objective starts near ln 10 + 0.92 ≈ 3.2. Thresholds of ``default`` and ``paper`` are provisional (not yet calibrated
+    initialisation the L2 term is ≈ 0.92, so the objective starts near ln 10 + 0.92 ≈ 3.2.
+    Thresholds of ``default`` and ``paper`` are provisional (not yet calibrated
     on real CIFAR-10 runs). Reference: SGD with momentum 0.9, lr 0.1 (seed 001).
     """
 
