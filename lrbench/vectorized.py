@@ -132,8 +132,7 @@ class _Record:
         self.n = n
         self.rows: dict[str, list] = {}  # "step"/"time_s": scalars; metrics and "lr_0": [n] tensors
         self.ended: list[tuple[str, str] | None] = [None] * n
-        self.ended_row: list[int | None] = [None] * n
-        self.ended_step: list[int | None] = [None] * n
+        self.ended_row: list[int | None] = [None] * n  # the evaluation where a seed ended
         self.alive = torch.ones(n, dtype=torch.bool)
         self.last_step = 0
         self.probes = [0]  # probes[s]: forward probes per seed in steps 1..s
@@ -150,7 +149,6 @@ class _Record:
     def end(self, i: int, status: str, message: str, row: int) -> None:
         self.ended[i] = (status, message)
         self.ended_row[i] = row
-        self.ended_step[i] = self.rows["step"][row]
         self.alive[i] = False
 
     def check(self) -> None:
@@ -184,7 +182,8 @@ class _Record:
         self.checked = r1
 
     def steps(self, i: int) -> int:
-        return self.ended_step[i] if self.ended_step[i] is not None else self.last_step
+        row = self.ended_row[i]
+        return self.last_step if row is None else self.rows["step"][row]
 
     def curves(self) -> list[dict[str, list]]:
         if not self.rows:
@@ -248,16 +247,17 @@ def _train(configs, problem, device, rec: _Record, clock) -> None:
     steps, every = configs[0].budget.steps, configs[0].budget.eval_every
     lr = torch.tensor([_initial_lr(c) for c in configs], dtype=torch.float64)
     rec.losses = torch.empty(steps, n, device=device)
-    elapsed, checked_step = 0.0, 0
+    elapsed, last_eval, checked_step = 0.0, 0, 0
     for m in (t.model for t in tasks):
         m.train()
 
     def evaluate(step: int) -> None:
-        nonlocal elapsed, checked_step
+        nonlocal elapsed, last_eval, checked_step
         task.model.eval()
         values = {k: v.detach().cpu() for k, v in vmetrics(params + buffers).items()}
         task.model.train()
-        elapsed += sum(clock.resolve()[rec.rows["step"][-1] if step else 0:step]) / n  # step region, per seed
+        elapsed += sum(clock.resolve()[last_eval:step]) / n  # the step region only, per seed
+        last_eval = step
         rec.add(step, elapsed, {**values, "lr_0": lr.detach().double().cpu()})
         if step == 0 or step - checked_step >= _CHECK_EVERY or step == steps:
             rec.check()
