@@ -1,7 +1,7 @@
 """Paired timing: the benchmark and its reference alternate round by round.
 
 The development VM (and many CI machines) change speed from one second to the next, so a
-ratio of two medians taken a minute apart moved by up to 50 % between identical runs.
+ratio of two medians taken a minute apart moved by up to 130 % between identical runs.
 Here each round of the benchmark is preceded by a round of its reference (pytest-benchmark's
 ``setup`` hook, timed by us), and the gated number is the median of the per-round ratios:
 drift slower than one round cancels. pytest-benchmark still records the benchmark's own

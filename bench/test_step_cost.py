@@ -74,7 +74,6 @@ def test_step(benchmark, key, model_name, device):
     calls = ROUNDS + 2
     n_params = sum(p.numel() for p in params)
     benchmark.extra_info.update({
-        "reference_group": benchmark.group,
         "forward_per_step": (counter.forward - before[0]) / calls,
         "backward_per_step": (counter.backward - before[1]) / calls,
         "state_bytes_per_param": _state_bytes(dict(opt.state)) / n_params,
