@@ -1,29 +1,35 @@
-"""``lrbench`` command line: parses arguments and delegates; no logic of its own."""
+"""``lrbench`` command line: parses arguments and delegates; no logic of its own.
+
+Only the standard library is imported at start-up, so that ``lrbench --help`` and
+``--version`` answer at once and an interrupt while torch is being imported is handled like
+any other; each command imports what it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from lrbench import registry
-from lrbench.registry import RegistryError
-from lrbench.report import FORMATS, write_report, write_reports
-from lrbench.runner import resolve_device
-from lrbench.store import Store
-from lrbench.suite import SuiteError, check_configs, load_suite, select, suite_names
-from lrbench.sweep import pending, stages, sweep
-from lrbench.tuning import TuningError
-
 EXIT_BAD_INPUT = 2
+REPORT_FORMATS = ("md", "html", "all")  # lrbench.report.FORMATS, without importing it
+BAR_NAME = 60
+"""The longest run name the progress bar shows (a longer one is cut)."""
 
 
 class _BadInput(Exception):
     pass
+
+
+class _Terminated(Exception):
+    """SIGTERM or SIGHUP: stop like Ctrl-C (the run in progress is lost, nothing recorded is)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,8 +41,25 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lrbench")
+    except PackageNotFoundError:  # a source tree on sys.path
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lrbench", description="Benchmark learning-rate adaptation methods.")
+    p.add_argument("--version", action="version", version=f"lrbench {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ls = sub.add_parser("list", help="list registered problems, optimizers or shipped suites")
@@ -44,9 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a suite (default: problems/default.toml)")
     run.add_argument("suite", nargs="?", default=None, help="a shipped suite's name or a TOML file")
-    run.add_argument("--problems", type=_csv, help="comma-separated problem keys")
+    run.add_argument("--problems", type=_csv, help="comma-separated problem keys (or module:Class)")
     run.add_argument("--optimizers", type=_csv, help="comma-separated optimizer keys (or module:Class)")
-    run.add_argument("--seeds", type=int, help="number of seeds (0..N-1), overriding the suite")
+    run.add_argument("--seeds", type=_count, help="number of seeds (0..N-1), overriding the suite")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides the suite's device")
     run.add_argument("--db", default="lrbench.sqlite", help="results database (default ./lrbench.sqlite)")
     run.add_argument("--out", default="reports", help="directory of the leaderboard (default ./reports)")
@@ -56,12 +79,36 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="render the leaderboard from a results database")
     rep.add_argument("--db", default="lrbench.sqlite")
-    rep.add_argument("--format", default="md", choices=FORMATS,
+    rep.add_argument("--format", default="md", choices=REPORT_FORMATS,
                      help="md: leaderboard.md; html: index.html with figures; all: both (default md)")
     rep.add_argument("--out", default="reports")
     rep.add_argument("--reference", help="optimizer name (or key) the significance marks compare against "
                      "(default: per problem, the best tuned baseline)")
     return p
+
+
+def _check_out(out: str) -> None:
+    """``--out`` must be a directory or a path whose first existing ancestor is one."""
+    if not out.strip():
+        raise _BadInput("invalid --out: '' (name a directory)")
+    p = Path(out)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        raise _BadInput(f"invalid --out: {p} is not a directory")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=True, highlight=False)
+
+
+def _say(console, text: str) -> None:
+    """Print stored or user-given text literally (no rich markup, no highlighting)."""
+    from rich.markup import escape
+
+    console.print(escape(text), highlight=False)
 
 
 def _describe(cls) -> str:
@@ -72,75 +119,130 @@ def _describe(cls) -> str:
     return line
 
 
-def _list(what: str, console: Console) -> int:
+def _list(what: str) -> int:
+    from lrbench import registry
+    from lrbench.suite import suite_names
+
+    console = _console()
     if what == "suites":
         for name in suite_names():
-            console.print(name)
+            _say(console, name)
         return 0
     keys = registry.optimizer_keys() if what == "optimizers" else registry.problem_keys()
     lookup = registry.optimizer_class if what == "optimizers" else registry.problem_class
     width = max(map(len, keys))
     for key in keys:
-        console.print(f"{key:<{width}}  {_describe(lookup(key))}", highlight=False)
+        _say(console, f"{key:<{width}}  {_describe(lookup(key))}")
     return 0
 
 
-def _run(args, console: Console, argv: list[str]) -> int:
-    if args.data_dir:
-        import os
+def _run(args, argv: list[str]) -> int:
+    from lrbench.report import write_report
+    from lrbench.runner import resolve_device
+    from lrbench.store import Store, check_path
+    from lrbench.suite import check_configs, load_suite, select
+    from lrbench.sweep import pending, stages
 
+    console = _console()
+    check_path(args.db)
+    _check_out(args.out)
+    if args.data_dir:
         os.environ["LRBENCH_DATA"] = str(Path(args.data_dir).expanduser())
     suite = load_suite(args.suite, validate=False)  # checked below, for the runs still to do
     device = args.device or suite.device
     suite = select(suite, args.problems, args.optimizers, args.seeds, str(resolve_device(device)))
     command = " ".join(["lrbench", *argv])
     counts: Counter = Counter()
-    with Store(args.db) as store:
+    with Store(args.db, on_wait=lambda msg: print(f"lrbench: {msg}", file=sys.stderr)) as store:
         for stage, configs in stages(suite, args.db):
             todo, skipped = pending(configs, store)
             check_configs(todo)
             name = suite.name if stage == "main" else f"{suite.name} ({stage})"
-            console.print(f"suite {name}: {len(configs)} runs, {skipped} already recorded in {args.db}")
+            _say(console, f"suite {name}: {len(configs)} runs, {skipped} already recorded in {args.db}")
             counts += _sweep_with_progress(todo, store, console, args.vectorize == "auto")
     if counts:
-        console.print("finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        _say(console, "finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     path = write_report(args.db, args.out, "md", command=command)
-    console.print(f"leaderboard: {path}")
+    _say(console, f"leaderboard: {path}")
     return 0
 
 
-def _sweep_with_progress(todo, store: Store, console: Console, vectorize: bool) -> Counter:
+def _bar_name(name: str) -> str:
+    from rich.markup import escape
+
+    return escape(name if len(name) <= BAR_NAME else name[: BAR_NAME - 1] + "…")
+
+
+def _sweep_with_progress(todo, store, console, vectorize: bool) -> Counter:
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from lrbench.sweep import sweep
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("runs", total=len(todo))
-        return sweep(todo, store, on_start=lambda c: bar.update(task, description=c.name),
-                     on_done=lambda r: bar.advance(task), vectorize=vectorize)
+        return sweep(todo, store, on_start=lambda c: bar.update(task, description=_bar_name(c.name)),
+                     on_done=lambda r: bar.advance(task), vectorize=vectorize,
+                     on_wait=lambda n: bar.update(task, description=f"waiting for {n} runs of another sweep"))
 
 
-def _report(args, console: Console) -> int:
+def _report(args) -> int:
+    from lrbench.report import write_reports
+
+    _check_out(args.out)
     command = f"lrbench report --db {args.db}" + (f" --reference {args.reference}" if args.reference else "")
+    console = _console()
     for path in write_reports(args.db, args.out, args.format, command=command, reference=args.reference):
-        console.print(f"report: {path}")
+        _say(console, f"report: {path}")
     return 0
+
+
+def _bad_input_types() -> tuple[type, ...]:
+    """The exceptions that mean bad input (imported here: they live in modules that import torch)."""
+    from lrbench.registry import RegistryError
+
+    return (_BadInput, RegistryError, ValueError, OSError)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:  # raised by the system: say what and where
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    raise _Terminated(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    console = Console(soft_wrap=True)
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, _on_signal)
     try:
         args = _parser().parse_args(argv)
         if args.command == "list":
-            return _list(args.what, console)
+            return _list(args.what)
         if args.command == "run":
-            return _run(args, console, argv)
-        return _report(args, console)
-    except (_BadInput, SuiteError, RegistryError, TuningError, ValueError, FileNotFoundError) as exc:
-        print(f"lrbench: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+            return _run(args, argv)
+        return _report(args)
     except KeyboardInterrupt:
         print("lrbench: interrupted; every finished run is saved", file=sys.stderr)
         return 130
+    except _Terminated as exc:
+        print(f"lrbench: terminated by {exc}; every finished run is saved", file=sys.stderr)
+        return 128 + exc.signum
+    except RecursionError:
+        print("lrbench: error: input nested too deeply", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if not isinstance(exc, _bad_input_types()):
+            raise
+        print(f"lrbench: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
@@ -27,6 +29,7 @@ __all__ = [
     "problem_keys",
     "make_optimizer",
     "make_problem",
+    "registered_class",
 ]
 
 T = TypeVar("T")
@@ -95,17 +98,53 @@ def _load(kind: str) -> dict[str, type]:
 _BROKEN: dict[tuple[str, str], str] = {}
 
 
+def _base(kind: str) -> type:
+    if kind == "optimizer":
+        return torch.optim.Optimizer
+    from lrbench.problems._base import Problem
+
+    return Problem
+
+
+def _import_class(kind: str, key: str, table: dict[str, type]) -> type:
+    """The class named by ``key`` = ``package.module:Class``, registered under its own
+    registry key when it has one (a decorated class), else under ``key`` itself.
+
+    A subclass of a registered class inherits its parent's ``registry_key``; it is registered
+    under ``key``, so that it runs (and is reported) as itself, not as its parent. The working
+    folder is importable, as it is for ``python -m``, after every installed package (so it
+    cannot shadow one). Any exception of the import (``SystemExit`` too) is a
+    :class:`RegistryError`.
+    """
+    mod, _, attr = key.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        obj = getattr(importlib.import_module(mod), attr)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plug-in is bad input, not a crash
+        raise RegistryError(f"cannot load {kind} {key!r}: {type(exc).__name__}: {exc}") from None
+    base = _base(kind)
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise RegistryError(f"cannot load {kind} {key!r}: {obj!r} is not a subclass of "
+                            f"{base.__module__}.{base.__qualname__}")
+    own = obj.__dict__.get("registry_key")
+    if own is not None and table.get(own) is obj:
+        return obj
+    if key in table and table[key] is not obj:
+        raise RegistryError(f"cannot load {kind} {key!r}: the name is registered to {table[key].__qualname__}")
+    if kind == "optimizer":
+        register_optimizer(key, adapts_lr=getattr(obj, "adapts_lr", False))(obj)
+    else:
+        _register(kind, key)(obj)
+    return obj
+
+
 def _lookup(kind: str, key: str) -> type:
     table = _load(kind)
     if key in table:
         return table[key]
     if ":" in key:  # package.module:Class
-        mod, _, attr = key.partition(":")
-        try:
-            obj = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as exc:
-            raise RegistryError(f"cannot load {kind} {key!r}: {exc}") from None
-        return obj
+        return _import_class(kind, key, table)
     if (kind, key) in _BROKEN:
         raise RegistryError(f"{kind} {key!r} failed to load: {_BROKEN[(kind, key)]}")
     close = difflib.get_close_matches(key, table, n=3, cutoff=0.5)
@@ -121,6 +160,16 @@ def optimizer_class(key: str) -> type[torch.optim.Optimizer]:
 def problem_class(key: str) -> type:
     """Return the problem class registered under ``key`` (or ``module:Class``)."""
     return _lookup("problem", key)
+
+
+def registered_class(kind: str, key: str) -> type | None:
+    """The class registered under ``key`` (built-ins and installed entry points), or ``None``.
+
+    Unlike :func:`optimizer_class` / :func:`problem_class`, a ``module:Class`` key is never
+    imported: readers of stored results (the report) use this, so that what a database
+    contains cannot decide what code runs.
+    """
+    return _load(kind).get(key)
 
 
 def optimizer_keys() -> list[str]:

@@ -30,7 +30,7 @@ from lrbench.schedules import Schedule
 from lrbench.schedules import resolve as resolve_schedule
 from lrbench.spec import RunConfig, RunResult
 
-__all__ = ["run_one", "make_result", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR"]
+__all__ = ["run_one", "make_result", "failure_message", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR"]
 
 DIVERGENCE_FACTOR = 1e6
 """A run whose loss exceeds this multiple of its initial loss is marked ``diverged``."""
@@ -158,7 +158,8 @@ def _lr(group: dict) -> float:
 
 def run_one(config: RunConfig) -> RunResult:
     """Execute one run. Never raises for a failing optimizer or problem: the result's
-    status is then ``failed`` with the exception's text (``KeyboardInterrupt`` propagates)."""
+    status is then ``failed`` with the exception's text; a plug-in's ``SystemExit`` is a
+    failure too (``KeyboardInterrupt`` propagates)."""
     device = resolve_device(config.device)
     env = environment(device)
     problem = make_problem(config.problem.key, **config.problem.options)
@@ -170,8 +171,8 @@ def run_one(config: RunConfig) -> RunResult:
     rss0 = _peak_rss_bytes()
     try:
         status, message = _train(config, problem, device, curves, clock, state)
-    except Exception as exc:  # noqa: BLE001 - any failure of a run is recorded, the sweep goes on
-        status, message = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of a run is recorded, the sweep goes on
+        status, message = "failed", failure_message(exc)
     times = clock.resolve()
     if device.type == "cuda":
         peak = int(torch.cuda.max_memory_allocated(device))
@@ -180,6 +181,12 @@ def run_one(config: RunConfig) -> RunResult:
     opt = state["opt"]
     return make_result(config, problem, status, message, state["steps"], curves, times, peak,
                        _state_bytes(dict(opt.state)) if opt is not None else 0, state["counter"], env)
+
+
+def failure_message(exc: BaseException) -> str:
+    """The one line recorded for a failed run: the exception's type and first line."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def make_result(config: RunConfig, problem, status: str, message: str, steps: int, curves: dict[str, list],

@@ -27,17 +27,52 @@ __all__ = ["register_schedule", "schedule_fn", "schedule_keys", "resolve", "Sche
            "sgdr", "multistep", "staircase", "exponential"]
 
 ScheduleFn = Callable[..., float]
+Check = Callable[[str, Any], Any]
 _SCHEDULES: dict[str, ScheduleFn] = {}
+_CHECKS: dict[str, dict[str, Check]] = {}
 
 
-def register_schedule(name: str) -> Callable[[ScheduleFn], ScheduleFn]:
-    """Decorator: register a schedule function under ``name``."""
+def register_schedule(name: str, checks: Mapping[str, Check] | None = None) -> Callable[[ScheduleFn], ScheduleFn]:
+    """Decorator: register a schedule function under ``name``; ``checks`` maps each option to
+    a validator ``check(name, value)`` that raises ``ValueError("invalid <name>: …")``."""
 
     def deco(fn: ScheduleFn) -> ScheduleFn:
         _SCHEDULES[name] = fn
+        _CHECKS[name] = dict(checks or {})
         return fn
 
     return deco
+
+
+def _number(name: str, value: Any, ok: Callable[[float], bool], rule: str) -> float:
+    """``value`` if it is a number for which ``ok`` holds (NaN never does), else ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
+        raise ValueError(f"invalid {name}: {value!r} ({rule})")
+    return float(value)
+
+
+def _positive(name: str, value: Any) -> float:
+    return _number(name, value, lambda x: 0.0 < x < math.inf, "must be > 0")
+
+
+def _at_least_one(name: str, value: Any) -> float:
+    return _number(name, value, lambda x: 1.0 <= x < math.inf, "must be >= 1")
+
+
+def _fraction(name: str, value: Any) -> float:
+    return _number(name, value, lambda x: 0.0 <= x <= 1.0, "must be in [0, 1]")
+
+
+def _decay(name: str, value: Any) -> float:
+    return _number(name, value, lambda x: 0.0 < x <= 1.0, "must be in (0, 1]")
+
+
+def _milestones(name: str, value: Any) -> tuple:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"invalid {name}: {value!r} (a non-empty list of budget fractions in (0, 1])")
+    for m in value:
+        _decay(name, m)
+    return value
 
 
 def schedule_keys() -> list[str]:
@@ -54,7 +89,7 @@ def _epochs(step: int, steps_per_epoch: int) -> float:
     return step / max(1, int(steps_per_epoch))
 
 
-@register_schedule("sgdr")
+@register_schedule("sgdr", {"t0": _positive, "t_mult": _at_least_one, "min_factor": _fraction})
 def sgdr(step: int, *, steps_per_epoch: int, total_steps: int, t0: float = 10.0, t_mult: float = 2.0,
          min_factor: float = 0.0) -> float:
     """Cosine annealing with warm restarts (Loshchilov & Hutter 2017, eq. 5).
@@ -78,7 +113,7 @@ def sgdr(step: int, *, steps_per_epoch: int, total_steps: int, t0: float = 10.0,
     return min_factor + 0.5 * (1.0 - min_factor) * (1.0 + math.cos(math.pi * t_cur / t_i))
 
 
-@register_schedule("multistep")
+@register_schedule("multistep", {"milestones": _milestones, "gamma": _decay})
 def multistep(step: int, *, steps_per_epoch: int, total_steps: int,
               milestones: tuple[float, ...] = (0.5, 0.75), gamma: float = 0.1) -> float:
     """×gamma at each milestone, given as fractions of the budget (seed 002's ``sgd_mstep``:
@@ -87,7 +122,7 @@ def multistep(step: int, *, steps_per_epoch: int, total_steps: int,
     return gamma**passed
 
 
-@register_schedule("staircase")
+@register_schedule("staircase", {"every_epochs": _positive, "gamma": _decay})
 def staircase(step: int, *, steps_per_epoch: int, total_steps: int, every_epochs: float = 60.0,
               gamma: float = 0.1) -> float:
     """×gamma every ``every_epochs`` epochs (seed 001 §6: "decay the learning rate by 90% after
@@ -95,7 +130,7 @@ def staircase(step: int, *, steps_per_epoch: int, total_steps: int, every_epochs
     return gamma ** math.floor(_epochs(step, steps_per_epoch) / every_epochs + 1e-12)
 
 
-@register_schedule("exponential")
+@register_schedule("exponential", {"gamma": _decay})
 def exponential(step: int, *, steps_per_epoch: int, total_steps: int, gamma: float = 0.99) -> float:
     """×gamma per completed epoch (seed 001 §6: "a decay factor of 0.99 per epoch"). The paper
     decays once per epoch, so the multiplier is a staircase in whole epochs (a choice: seed 001
@@ -109,8 +144,16 @@ class Schedule:
     def __init__(self, name: str, options: Mapping[str, Any], steps_per_epoch: int, total_steps: int):
         self.fn = schedule_fn(name)
         self.name, self.options = name, dict(options)
+        checks = _CHECKS.get(name, {})
+        for option, value in self.options.items():
+            if option not in checks and checks:
+                raise ValueError(f"invalid schedule option for {name!r}: {option!r} "
+                                 f"(it takes {', '.join(sorted(checks))})")
+            if option in checks:
+                checks[option](option, value)
         self.steps_per_epoch, self.total_steps = int(steps_per_epoch), int(total_steps)
         self(0)  # an unknown option fails here, before any run starts
+        self(max(0, self.total_steps - 1))
 
     def __call__(self, step: int) -> float:
         try:
@@ -118,6 +161,8 @@ class Schedule:
                                  total_steps=self.total_steps, **self.options))
         except TypeError as exc:
             raise ValueError(f"invalid schedule option for {self.name!r}: {exc}") from None
+        except ArithmeticError as exc:  # an option that the checks let through still overflows
+            raise ValueError(f"invalid schedule options for {self.name!r}: {exc}") from None
 
 
 def resolve(spec: Any, steps_per_epoch: int, total_steps: int) -> Schedule:

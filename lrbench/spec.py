@@ -33,6 +33,11 @@ __all__ = [
 
 STATUSES = ("ok", "diverged", "failed")
 
+MAX_STEPS = 10**7
+"""The largest budget a run may have (the runner keeps one float per step on the device)."""
+MAX_GRID = 1000
+"""The most points a learning-rate grid or a crossed search space may have."""
+
 
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: the basis of run keys."""
@@ -139,10 +144,10 @@ class Budget(_Frozen):
     eval_every: int
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.steps, int) and self.steps >= 1):
-            raise ValueError(f"invalid steps: {self.steps!r} (must be an integer >= 1)")
-        if not (isinstance(self.eval_every, int) and self.eval_every >= 1):
-            raise ValueError(f"invalid eval_every: {self.eval_every!r} (must be an integer >= 1)")
+        for name in ("steps", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
+                raise ValueError(f"invalid {name}: {value!r} (must be an integer from 1 to {MAX_STEPS:,})")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Budget":
@@ -259,12 +264,27 @@ def log_grid(low: float, high: float, per_decade: int) -> tuple[float, ...]:
     """``per_decade`` points per decade from ``low`` to ``high`` inclusive, each rounded to 6
     significant digits so that names and run keys read ``0.000316`` rather than a float tail.
     ``log_grid(1e-4, 1, 2)`` = 1e-4, 3.16e-4, 1e-3, …, 1 (9 points)."""
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"invalid grid: {name}={v!r} (must be a number)")
     if not (0 < low <= high and math.isfinite(high)):
         raise ValueError(f"invalid grid: low={low!r}, high={high!r} (need 0 < low <= high)")
     if isinstance(per_decade, bool) or not isinstance(per_decade, int) or per_decade < 1:
         raise ValueError(f"invalid per_decade: {per_decade!r} (must be an integer >= 1)")
-    n = round(math.log10(high / low) * per_decade)
-    return tuple(float(f"{low * 10 ** (i / per_decade):.6g}") for i in range(n + 1))
+    decades = math.log10(high) - math.log10(low)  # never overflows, unlike high / low
+    n = round(decades * per_decade)
+    if n + 1 > MAX_GRID:
+        raise ValueError(f"invalid grid: {n + 1} points from {low:g} to {high:g} (at most {MAX_GRID})")
+    return tuple(float(f"{_grid_point(low, i / per_decade):.6g}") for i in range(n + 1))
+
+
+def _grid_point(low: float, decades: float) -> float:
+    """``low · 10^decades``; through logarithms only where ``10^decades`` alone would overflow
+    (so that the points of ordinary grids, hence run keys, stay as they always were)."""
+    try:
+        return low * 10**decades
+    except OverflowError:
+        return 10 ** (math.log10(low) + decades)
 
 
 @dataclass(frozen=True)

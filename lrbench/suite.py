@@ -37,6 +37,10 @@ hyper-parameter an optimizer rejects raises :class:`SuiteError` with a one-line 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
+import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -51,7 +55,9 @@ from lrbench.spec import (
     ProblemSpec,
     RobustnessSweep,
     RunConfig,
+    MAX_GRID,
     Suite,
+    canonical_json,
     SuiteEntry,
     TuningProtocol,
     log_grid,
@@ -63,9 +69,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SuiteError", "load_suite", "suite_names", "select", "check_configs"]
+__all__ = ["SuiteError", "load_suite", "suite_names", "select", "check_configs", "MAX_SEEDS", "MAX_RUNS"]
 
 DEFAULT = "default"
+MAX_SEEDS = 10_000
+"""The most seeds a suite, its tuning or its robustness sweep may list."""
+MAX_SEED = 2**63 - 1
+"""The largest seed (what SQLite's INTEGER and torch's generators hold)."""
+MAX_RUNS = 100_000
+"""The most runs one suite may plan (every run is planned before the first starts)."""
+MAX_NAME = 200
+"""The longest suite name, in characters."""
+MAX_DEPTH = 32
+"""How deeply hyper-parameter values may nest (lists and tables)."""
 
 
 class SuiteError(ValueError):
@@ -101,7 +117,11 @@ def load_suite(ref: str | None = None, validate: bool = True) -> Suite:
     if ref.endswith(".toml") or path.exists():
         if not path.is_file():
             raise SuiteError(f"no suite file {ref}")
-        text, stem, where = path.read_text(), path.stem, str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SuiteError(f"cannot read suite file {ref}: {exc}") from None
+        stem, where = path.stem, str(path)
     else:
         shipped = _packaged()
         if ref not in shipped:
@@ -110,16 +130,50 @@ def load_suite(ref: str | None = None, validate: bool = True) -> Suite:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{where}: malformed TOML: {exc}") from None
+        raise SuiteError(f"{where}: malformed TOML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise SuiteError(f"{where}: malformed TOML: nested too deeply") from None
     return parse_suite(doc, stem, where, validate)
 
 
 def _seeds(value: Any, where: str, first: int = 0) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    """A count N (seeds ``first .. first+N-1``) or a list of seeds; a seed listed twice runs once."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEEDS and first + value <= MAX_SEED:
         return tuple(range(first, first + value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
-        return tuple(value)
-    raise SuiteError(f"{where}: invalid seeds: {value!r} (a count >= 1 or a list of integers >= 0)")
+    if (isinstance(value, list) and 1 <= len(value) <= MAX_SEEDS
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in value)):
+        return tuple(dict.fromkeys(value))
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise SuiteError(f"{where}: invalid seeds: {shown} (a count from 1 to {MAX_SEEDS:,}, or a list of at most "
+                     f"{MAX_SEEDS:,} integers from 0 to 2**63-1)")
+
+
+def _check_name(name: Any, where: str) -> str:
+    if (not isinstance(name, str) or not name.strip() or "/" in name or len(name) > MAX_NAME
+            or not name.isprintable()):
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise SuiteError(f"{where}: invalid name: {shown} (1 to {MAX_NAME} printable characters, no '/')")
+    return name
+
+
+def _check_value(name: str, value: Any, where: str, depth: int = 0) -> None:
+    """A hyper-parameter or option value must be plain data (what a run key's JSON holds)."""
+    if depth > MAX_DEPTH:
+        raise SuiteError(f"{where}: {name}: nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, (bool, int, float, str)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SEED:
+            raise SuiteError(f"{where}: {name}: the integer {value} is out of range (|value| < 2**63)")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_value(name, item, where, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            _check_value(f"{name}.{k}", item, where, depth + 1)
+        return
+    kind = "a TOML date or time" if hasattr(value, "isoformat") else type(value).__name__
+    raise SuiteError(f"{where}: {name}: {kind} is not a valid value (numbers, strings, booleans, lists, tables)")
 
 
 def _table_list(doc: dict, name: str, where: str) -> list[dict]:
@@ -137,9 +191,7 @@ def parse_suite(doc: dict, stem: str, where: str, validate: bool = True) -> Suit
     unknown = set(doc) - {"name", "seeds", "device", "problems", "optimizers", "tune", "robustness"}
     if unknown:
         raise SuiteError(f"{where}: unknown top-level key {sorted(unknown)[0]!r}")
-    name = doc.get("name", stem)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise SuiteError(f"{where}: invalid name: {name!r} (a non-empty string without '/')")
+    name = _check_name(doc.get("name", stem), where)
     seeds = _seeds(doc.get("seeds", 5), where)
     device = doc.get("device", "auto")
     if device not in ("auto", "cpu", "cuda"):
@@ -151,10 +203,12 @@ def parse_suite(doc: dict, stem: str, where: str, validate: bool = True) -> Suit
         key, on = o.pop("key"), o.pop("on", {})
         if not isinstance(on, dict) or not all(isinstance(v, dict) for v in on.values()):
             raise SuiteError(f"{where}: [optimizers.on.<problem>] must be tables")
+        for k, value in {**o, **{f"on.{p}": t for p, t in on.items()}}.items():
+            _check_value(f"optimizer {key}: {k}", value, where)
         optimizers.append((key, o, on))
     suite = build_suite(name, problems, optimizers, seeds, device, validate)
-    return dataclasses.replace(suite, tuning=_tuning(doc.get("tune", {}), where),
-                               robustness=_robustness(doc.get("robustness"), where))
+    return _check_size(dataclasses.replace(suite, tuning=_tuning(doc.get("tune", {}), where),
+                                           robustness=_robustness(doc.get("robustness"), where)))
 
 
 def _fields(table: Any, allowed: set[str], where: str, what: str) -> dict:
@@ -209,13 +263,15 @@ def _space(key: str, table: Any) -> dict[str, tuple] | None:
                 raise SuiteError(f"optimizer {key}: tune.{name}: {exc}") from None
         if not isinstance(values, list) or not values:
             raise SuiteError(f"optimizer {key}: tune.{name} must be a non-empty list of values")
-        space[name] = tuple(dict.fromkeys(values))
+        space[name] = tuple({canonical_json(x): x for x in values}.values())  # a value listed twice runs once
     return space
 
 
 def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
     p = dict(p)
     key = p.pop("key")
+    for k, value in p.items():
+        _check_value(f"problem {key}: {k}", value, where)
     budget_over = {k: p.pop(k) for k in ("steps", "eval_every") if k in p}
     try:
         problem = problem_class(key)(**p)
@@ -224,7 +280,7 @@ def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
     except RegistryError as exc:
         raise SuiteError(str(exc)) from None
     except (TypeError, ValueError) as exc:
-        raise SuiteError(f"problem {key}: {exc}") from None
+        raise SuiteError(f"problem {key}: {_explain(exc, problem_class(key), 'option')}") from None
     return problem.spec, budget
 
 
@@ -253,28 +309,89 @@ def build_suite(name: str, problems: Iterable[tuple[ProblemSpec, Budget]],
                 except RegistryError as exc:
                     raise SuiteError(str(exc)) from None
             entries.append(SuiteEntry(prob, budget, spec, space))
-    return Suite(name, tuple(entries), tuple(seeds), device)
+    # an entry listed twice ([[problems]] or [[optimizers]] repeated) runs once
+    return _check_size(Suite(name, tuple(dict.fromkeys(entries)), tuple(seeds), device))
 
 
-def check_optimizer(spec: OptimizerSpec) -> None:
-    """Raise :class:`SuiteError` if the spec's key or hyper-parameters are invalid."""
+def _check_size(suite: Suite) -> Suite:
+    """``suite``, or :class:`SuiteError` when it would plan more than :data:`MAX_RUNS` runs."""
+    n = len(suite.entries) * len(suite.seeds)
+    for e in suite.entries:
+        if e.tune:
+            points = math.prod(len(v) for v in e.tune.values())
+            if points > MAX_GRID:
+                raise SuiteError(f"optimizer {e.optimizer.key}: tune crosses {points:,} points (at most {MAX_GRID:,})")
+            n += len(suite.seeds) + points * len(suite.tuning.seeds)
+        if suite.robustness is not None:
+            n += len(suite.robustness.grid) * len(suite.robustness.seeds)
+    if n > MAX_RUNS:
+        raise SuiteError(f"suite {suite.name}: {n:,} runs planned (at most {MAX_RUNS:,}; fewer seeds, "
+                         "problems, optimizers or grid points)")
+    return suite
+
+
+_RUNNER_ARGS = {"self", "params", "steps_per_epoch", "total_steps"}
+
+
+def _explain(exc: Exception, cls: type, what: str) -> str:
+    """One line for an exception of ``cls(**kwargs)``: for an unknown keyword, the valid
+    names and the closest one; else the exception's own first line."""
+    msg = str(exc).replace("__init__() ", "").splitlines()[0] if str(exc) else type(exc).__name__
+    m = re.search(r"(?:unexpected keyword argument|takes no option) '([^']*)'", msg)
+    if not isinstance(exc, TypeError) or m is None:
+        return msg if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: {msg}"
+    valid = [n for n, p in inspect.signature(cls.__init__).parameters.items()
+             if n not in _RUNNER_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if what == "hyper-parameter":
+        valid.append("schedule")
+    close = difflib.get_close_matches(m.group(1), valid, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"unknown {what} {m.group(1)!r} (valid: {', '.join(sorted(valid)) or 'none'}){hint}")
+
+
+def check_optimizer(spec: OptimizerSpec) -> torch.optim.Optimizer:
+    """The optimizer of ``spec`` built on a dummy parameter, or :class:`SuiteError` if its key
+    or hyper-parameters are invalid (an unknown one is named with the valid names)."""
     try:
-        build_optimizer(spec.key, [torch.zeros(1, requires_grad=True)], spec.hparams, steps_per_epoch=1,
-                        total_steps=1)
+        cls = optimizer_class(spec.key)
+        opt, _ = build_optimizer(spec.key, [torch.zeros(1, requires_grad=True)], spec.hparams, steps_per_epoch=1,
+                                 total_steps=1)
     except RegistryError as exc:
         raise SuiteError(str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        msg = str(exc).replace("__init__() ", "")
-        raise SuiteError(f"optimizer {spec.name}: {msg}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's __init__ may raise anything
+        raise SuiteError(f"optimizer {spec.name}: {_explain(exc, cls, 'hyper-parameter')}") from None
+    return opt
 
 
 def check_configs(configs: Iterable[RunConfig]) -> None:
-    """:func:`check_optimizer` for each distinct optimizer spec among ``configs``."""
-    seen = set()
+    """Check the runs about to start, before the first one does: :func:`check_optimizer` for
+    each distinct optimizer spec; a method that needs a validation batch on a problem without
+    one; and each distinct problem's data (:meth:`~lrbench.problems._base.Problem.prepare`:
+    missing data is a :class:`SuiteError` that says how to get it)."""
+    built: dict[OptimizerSpec, Any] = {}
+    problems: dict[ProblemSpec, Any] = {}
     for config in configs:
-        if config.optimizer not in seen:
-            seen.add(config.optimizer)
-            check_optimizer(config.optimizer)
+        if config.optimizer not in built:
+            built[config.optimizer] = check_optimizer(config.optimizer)
+        if config.problem not in problems:
+            problems[config.problem] = _build_problem(config.problem)
+        if getattr(built[config.optimizer], "uses_validation", False) and not problems[config.problem].has_validation:
+            raise SuiteError(f"optimizer {config.optimizer.name} needs a validation batch, which problem "
+                             f"{config.problem.name} does not have (for MARTHE / RTHO set objective = \"train\")")
+    for spec, problem in problems.items():
+        try:
+            problem.prepare()
+        except FileNotFoundError as exc:
+            raise SuiteError(f"problem {spec.name}: {exc}") from None
+
+
+def _build_problem(spec: ProblemSpec):
+    try:
+        return problem_class(spec.key)(**spec.options)
+    except RegistryError as exc:
+        raise SuiteError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"problem {spec.name}: {exc}") from None
 
 
 def select(suite: Suite, problems: list[str] | None = None, optimizers: list[str] | None = None,
@@ -298,7 +415,6 @@ def select(suite: Suite, problems: list[str] | None = None, optimizers: list[str
                 check_optimizer(OptimizerSpec(key))
                 entries += [SuiteEntry(p, b, OptimizerSpec(key)) for p, b in cells]
         entries = [e for e in entries if e.optimizer.key in optimizers]
-    new_seeds = tuple(range(seeds)) if seeds is not None else suite.seeds
-    if seeds is not None and seeds < 1:
-        raise SuiteError(f"invalid --seeds: {seeds} (must be >= 1)")
-    return dataclasses.replace(suite, entries=tuple(entries), seeds=new_seeds, device=device or suite.device)
+    new_seeds = _seeds(seeds, "--seeds") if seeds is not None else suite.seeds
+    return _check_size(dataclasses.replace(suite, entries=tuple(dict.fromkeys(entries)), seeds=new_seeds,
+                                           device=device or suite.device))

@@ -7,6 +7,7 @@ tuned entries use what the tuning runs picked, so they are planned only once tho
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
@@ -46,23 +47,55 @@ def _tunes(suite: Suite) -> bool:
 def sweep(configs: list[RunConfig], store: Store,
           on_start: Callable[[RunConfig], None] = lambda c: None,
           on_done: Callable[[RunResult], None] = lambda r: None,
-          vectorize: bool = True) -> Counter:
+          vectorize: bool = True,
+          on_wait: Callable[[int], None] = lambda n: None,
+          poll_s: float = 1.0) -> Counter:
     """Run each config and append its result to ``store`` as soon as it finishes.
+
+    Each run key runs once, however often it appears in ``configs``. Before a run (or a
+    batch) starts, it is claimed in ``store`` (:meth:`~lrbench.store.Store.claim`): a run
+    that another live sweep holds is left to it, and once this sweep has nothing else to do
+    it waits for those (``on_wait`` is told how many remain) and runs any whose sweep died
+    without recording them,
+    so that concurrent sweeps of one suite on one database record each run once and all
+    return when the suite is done.
 
     With ``vectorize``, consecutive configs that differ only in their seed and that
     :func:`lrbench.vectorized.supports` run as one batch (their results are appended when
     the batch ends). Returns the count of each status. An interrupt loses only the run (or
-    batch) in progress.
+    batch) in progress, whose claims are released.
     """
     counts: Counter = Counter()
-    for group in _groups(configs, vectorize):
-        for config in group:
+    waiting: list[RunConfig] = []
+    records = store.record_counts()  # a run another sweep records (even as failed) is its to retry
+
+    def run(group: list[RunConfig]) -> None:
+        mine, busy = store.claim(c.run_key for c in group)
+        waiting.extend(c for c in group if c.run_key in busy)
+        todo = [c for c in group if c.run_key in set(mine)]
+        if not todo:
+            return
+        for config in todo:
             on_start(config)
-        results = run_seeds(group) if len(group) > 1 else [run_one(group[0])]
+        try:
+            results = run_seeds(todo) if len(todo) > 1 else [run_one(todo[0])]
+        except BaseException:
+            store.release(c.run_key for c in todo)
+            raise
         for result in results:
             store.append(result)
             counts[result.status] += 1
             on_done(result)
+
+    for group in _groups(list(dict.fromkeys(configs)), vectorize):
+        run(group)
+    while waiting:  # runs other sweeps hold: wait for them, take over those whose sweep died
+        on_wait(len(waiting))
+        time.sleep(poll_s)
+        now = store.record_counts()
+        left, waiting = [c for c in waiting if now.get(c.run_key, 0) == records.get(c.run_key, 0)], []
+        for group in _groups(left, vectorize):
+            run(group)
     return counts
 
 

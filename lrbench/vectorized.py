@@ -47,6 +47,7 @@ from lrbench.runner import (
     _seed_everything,
     _state_bytes,
     divergence,
+    failure_message,
     make_result,
     resolve_device,
 )
@@ -108,8 +109,8 @@ def run_seeds(configs: list[RunConfig]) -> list[RunResult]:
     try:
         _train(configs, problem, device, rec, clock)
         failure = None
-    except Exception as exc:  # noqa: BLE001 - recorded as failed runs, the sweep goes on
-        failure = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded as failed runs, the sweep goes on
+        failure = failure_message(exc)
         rec.check()  # seeds that diverged before the failure are recorded as diverged
     times = [t / n for t in clock.resolve()]
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else max(0, _peak_rss_bytes() - rss0)

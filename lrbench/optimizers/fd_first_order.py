@@ -95,6 +95,11 @@ class FDFirstOrder(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, delta=delta, lr_momentum=lr_momentum,
                                       validation=bool(validation)))
 
+    @property
+    def uses_validation(self) -> bool:
+        """Whether a step calls ``closure(split="val")`` (the §5.3 variant)."""
+        return any(g["validation"] for g in self.param_groups)
+
     @torch.no_grad()
     def step(self, closure):
         """One step (1 forward + 1 backward); returns the training loss at w(t)."""

@@ -113,6 +113,12 @@ class MARTHE(torch.optim.Optimizer):
             raise ValueError(f"invalid params: {type(self).__name__} adapts one learning rate, "
                              f"so it takes one parameter group (got {len(self.param_groups)})")
 
+    @property
+    def uses_validation(self) -> bool:
+        """Whether a step calls ``closure(split="val")`` (``objective="val"``): the suite check
+        refuses such a method on a problem without a validation batch."""
+        return any(g["objective"] == "val" for g in self.param_groups)
+
     def _init_state(self, group: dict) -> None:
         params = group["params"]
         for p in params:

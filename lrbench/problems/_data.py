@@ -22,13 +22,33 @@ def data_root() -> Path:
     return Path(os.environ.get("LRBENCH_DATA") or Path.home() / ".cache" / "lrbench").expanduser()
 
 
+def fetch_dataset(make, root: str, folders: tuple[str, ...]):
+    """``make(download=False)``, else ``make(download=True)``: a torchvision dataset read from
+    ``root``, or fetched there when online. A failed fetch removes the empty folders it made
+    (``root`` and ``folders`` below it), so that nothing is left that looks like a dataset."""
+    try:
+        return make(download=False)
+    except RuntimeError:  # not there
+        pass
+    paths = [Path(root), *(Path(root, f) for f in folders)]
+    existed = {p for p in paths if p.exists()}
+    try:
+        return make(download=True)
+    except BaseException:
+        for p in reversed(paths):
+            if p not in existed and p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        raise
+
+
 @lru_cache(maxsize=2)
 def _torchvision_mnist(root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from torchvision.datasets import MNIST
 
     try:
-        train = MNIST(root, train=True, download=True)
-        test = MNIST(root, train=False, download=True)
+        train, test = fetch_dataset(
+            lambda download: (MNIST(root, train=True, download=download), MNIST(root, train=False, download=download)),
+            root, ("MNIST", "MNIST/raw"))
     except Exception as exc:  # noqa: BLE001 - offline, or a partial download
         raise FileNotFoundError(
             f"full MNIST is not in {root} and could not be downloaded ({type(exc).__name__}); "

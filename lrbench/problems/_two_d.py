@@ -28,6 +28,7 @@ class TwoD(Problem):
     start: ClassVar[tuple[float, float]]
     spread: ClassVar[float] = 0.1
     vectorizable: ClassVar[bool] = True
+    has_validation: ClassVar[bool] = True  # the objective itself (seed 001 runs HD/RTHO on it)
 
     @staticmethod
     def f(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden

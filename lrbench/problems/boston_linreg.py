@@ -48,6 +48,7 @@ class BostonLinreg(Problem):
     reference = OptimizerSpec("sgd", {"lr": 0.1})
     sizes: ClassVar[dict[str, dict]] = {"smoke": {"budget": Budget(steps=50, eval_every=1)}}
     vectorizable: ClassVar[bool] = True  # loss and evaluation are tensor code over the model's parameters
+    has_validation: ClassVar[bool] = True  # the full-batch training loss (seed 000 §4.2.1 has no split)
 
     def build(self, seed: int, device: torch.device) -> Task:
         data = boston_splits()
