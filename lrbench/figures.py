@@ -4,7 +4,8 @@ Every function takes tables that :mod:`lrbench.stats` or :func:`lrbench.load_cur
 (or a light reshaping of them done by :mod:`lrbench.report`) and draws them; none computes a
 statistic of its own beyond what a plot needs (the 95 % band around a mean curve, below).
 Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, so no pyplot state
-(and no display) is involved.
+(and no display) is involved. Text from the data (names, metrics, titles) is drawn with
+``parse_math=False``: a ``$`` in a name is a dollar sign, not mathtext.
 """
 
 from __future__ import annotations
@@ -100,8 +101,11 @@ def _legend(fig: Figure, axes: list, title: str | None = None) -> None:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
     if handles:
-        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(axes[-1].get_position().x1 + 0.01,
-                   axes[-1].get_position().y1), fontsize="small", title=title, title_fontsize="small", frameon=False)
+        legend = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(axes[-1].get_position().x1 + 0.01,
+                            axes[-1].get_position().y1), fontsize="small", title=title, title_fontsize="small",
+                            frameon=False)
+        for text in [*legend.get_texts(), legend.get_title()]:
+            text.set_parse_math(False)
 
 
 def curves_png(curves: pd.DataFrame, metrics: Sequence[str], colours: Mapping[str, tuple],
@@ -122,7 +126,8 @@ def curves_png(curves: pd.DataFrame, metrics: Sequence[str], colours: Mapping[st
                      palette=colours, errorbar=_band, ax=ax, linewidth=1.2)
         if _positive(data[metric]):
             ax.set_yscale("log")
-        ax.set_title(f"{title}: {metric}" if title else metric, fontsize="medium")
+        ax.set_ylabel(metric, parse_math=False)
+        ax.set_title(f"{title}: {metric}" if title else metric, fontsize="medium", parse_math=False)
         ax.grid(alpha=0.3)
     _legend(fig, axes)
     return to_png(fig)
@@ -144,7 +149,7 @@ def lr_png(curves: pd.DataFrame, lr_columns: Sequence[str], colours: Mapping[str
     ax.grid(alpha=0.3)
     _legend(fig, [ax])
     if title:
-        ax.set_title(f"{title}: effective learning rate", fontsize="medium")
+        ax.set_title(f"{title}: effective learning rate", fontsize="medium", parse_math=False)
     return to_png(fig)
 
 
@@ -162,7 +167,7 @@ def ecdf_png(ecdf: pd.DataFrame, colours: Mapping[str, tuple], title: str = "") 
     ax.grid(alpha=0.3)
     _legend(fig, [ax])
     if title:
-        ax.set_title(f"{title}: steps to threshold (ECDF)", fontsize="medium")
+        ax.set_title(f"{title}: steps to threshold (ECDF)", fontsize="medium", parse_math=False)
     return to_png(fig)
 
 
@@ -185,7 +190,7 @@ def profiles_png(profiles: Mapping[str, pd.DataFrame], colours: Mapping[str, tup
         ax.set_ylim(-0.02, 1.02)
         n = int(prof["instances"].iloc[0]) if len(prof) else 0
         ax.set_title(f"{title}: {measure} ({n} instances)" if title else f"{measure} ({n} instances)",
-                     fontsize="medium")
+                     fontsize="medium", parse_math=False)
         ax.set_xlabel("τ (cost / best cost)")
         ax.set_ylabel("ρ(τ)")
         ax.grid(alpha=0.3)
@@ -239,7 +244,7 @@ def cd_png(mean_ranks: pd.DataFrame, cd: float, k: int, title: str = "") -> byte
         return left + (r - lo) / (hi - lo) * (right - left)
 
     if title:
-        ax.text(0.5, y_title, title, ha="center", va="center", fontsize="medium")
+        ax.text(0.5, y_title, title, ha="center", va="center", fontsize="medium", parse_math=False)
     ax.plot([x(lo), x(hi)], [y_axis, y_axis], color="black", linewidth=1)
     for r in range(1, int(hi) + 1):
         ax.plot([x(r), x(r)], [y_axis, y_axis - 0.08], color="black", linewidth=1)
@@ -256,11 +261,13 @@ def cd_png(mean_ranks: pd.DataFrame, cd: float, k: int, title: str = "") -> byte
         if i < half:  # best half: labels on the left
             y = y_rows + 0.26 * i
             ax.plot([x(r), x(r), left - 0.02], [y_axis, y, y], color="black", linewidth=0.8)
-            ax.text(left - 0.03, y, f"{name} ({r:.2f})", ha="right", va="center", fontsize="small")
+            ax.text(left - 0.03, y, f"{name} ({r:.2f})", ha="right", va="center", fontsize="small",
+                    parse_math=False)
         else:
             y = y_rows + 0.26 * (n - 1 - i)
             ax.plot([x(r), x(r), right + 0.02], [y_axis, y, y], color="black", linewidth=0.8)
-            ax.text(right + 0.03, y, f"({r:.2f}) {name}", ha="left", va="center", fontsize="small")
+            ax.text(right + 0.03, y, f"({r:.2f}) {name}", ha="left", va="center", fontsize="small",
+                    parse_math=False)
     for (i, j), y in zip(cliques, y_cliques):
         ax.plot([x(ranks[i]) - 0.008, x(ranks[j]) + 0.008], [y, y], color="black", linewidth=4,
                 solid_capstyle="round")
@@ -315,7 +322,7 @@ def trajectory_png(f: Callable, trajectories: Mapping[str, np.ndarray], colours:
     ax.set_ylabel("y")
     _legend(fig, [ax])
     if title:
-        ax.set_title(f"{title}: trajectories", fontsize="medium")
+        ax.set_title(f"{title}: trajectories", fontsize="medium", parse_math=False)
     return to_png(fig)
 
 
@@ -355,5 +362,5 @@ def robustness_png(points: pd.DataFrame, colours: Mapping[str, tuple], title: st
     ax.grid(alpha=0.3)
     _legend(fig, [ax])
     if title:
-        ax.set_title(f"{title}: final loss against the learning rate", fontsize="medium")
+        ax.set_title(f"{title}: final loss against the learning rate", fontsize="medium", parse_math=False)
     return to_png(fig)

@@ -14,6 +14,12 @@ Nemenyi); then the LR-robustness sweeps. Every statistic comes from :mod:`lrbenc
 this module only selects, formats and lays out. Suites ending in ``/tune`` (tuning runs) and
 ``/robustness`` (the robustness sweep) are not main tables. Runs on synthetic data (made-up
 inputs for code-path tests) are refused: left out, with a line saying so.
+
+Text from the database (names, messages) cannot change a document's structure: in Markdown
+it is kept on one line, code spans are fenced around any backticks it holds, and ``\\``,
+``|`` and ``<`` are backslash-escaped; in HTML it is HTML-escaped. Classes are looked up in
+the registry only (:func:`lrbench.registry.registered_class`): a ``module:Class`` key in the
+database is never imported.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +38,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from lrbench.registry import RegistryError, optimizer_class, problem_class
+from lrbench.registry import registered_class
 from lrbench.stats import (
     cost_table,
     ecdf_table,
@@ -95,34 +103,74 @@ class Image:
 Block = Heading | Para | Bullets | Table | Image
 
 
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
+"""A CommonMark code span: a run of backticks, the code, a run of as many backticks
+(``split`` yields text, fence, code, text, ...)."""
+
+
+def _one_line(text) -> str:
+    """``text`` with its line breaks (``\\n``, ``\\r``, any that ``str.splitlines`` knows) as spaces."""
+    return " ".join(str(text).splitlines())
+
+
+def _code(text) -> str:
+    """``text`` (stored data) as a Markdown code span, whatever backticks it holds: fenced by one
+    backtick more than its longest run of them, padded with a space where it begins or ends
+    with a backtick or a space (CommonMark strips one such space on each side)."""
+    text = _one_line(text)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_MD_SPECIAL = r"[\\|<]"
+"""Backslash-escaped in Markdown built from data: no table cell, no raw HTML."""
+_MD_SPECIAL_OR_CODE = re.compile(f"{_CODE_SPAN.pattern}|{_MD_SPECIAL}", re.S)
+
+
+def _md_line(text) -> str:
+    """A Markdown line of a block's text: one line, :data:`_MD_SPECIAL` escaped outside code spans."""
+    return _MD_SPECIAL_OR_CODE.sub(lambda m: m[0] if m[1] else "\\" + m[0], _one_line(text))
+
+
+def _md_cell(text) -> str:
+    """A Markdown table cell: one line, :data:`_MD_SPECIAL` escaped throughout (a ``|`` splits a
+    row even inside a code span; a cell holds no markup of its own)."""
+    return re.sub(_MD_SPECIAL, r"\\\g<0>", _one_line(text))
+
+
 def _markdown(blocks: Iterable[Block]) -> str:
     out: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
-            out += ["#" * b.level + " " + b.text, ""]
+            out += ["#" * b.level + " " + _md_line(b.text), ""]
         elif isinstance(b, Para):
-            out += [b.text, ""]
+            out += [_md_line(b.text), ""]
         elif isinstance(b, Bullets) and b.items:
-            out += [f"* {item}" for item in b.items] + [""]
+            out += [f"* {_md_line(item)}" for item in b.items] + [""]
         elif isinstance(b, Table):
-            out += ([b.caption, ""] if b.caption else []) + [
-                tabulate(b.rows, headers=b.headers, tablefmt="github", disable_numparse=True), ""]
+            rows = [[_md_cell(c) for c in r] for r in b.rows]
+            out += ([_md_line(b.caption), ""] if b.caption else []) + [
+                tabulate(rows, headers=[_md_cell(h) for h in b.headers], tablefmt="github",
+                         disable_numparse=True), ""]
     return "\n".join(out)
 
 
 def _inline(text: str) -> str:
-    """Escaped HTML of a Markdown line: `code`, **bold** and *italic* (outside code spans)."""
-    parts = str(text).split("`")
+    """Escaped HTML of a Markdown line: `code` (CommonMark code spans), **bold** and *italic*
+    (outside code spans)."""
     out = []
-    for i, part in enumerate(parts):
-        part = html.escape(part, quote=False)
-        if i % 2 and i < len(parts) - 1:  # inside a code span
-            out.append(f"<code>{part}</code>")
+    for i, piece in enumerate(_CODE_SPAN.split(str(text))):
+        if i % 3 == 1:  # a fence
             continue
-        if i % 2:  # an unmatched backtick
-            part = "`" + part
-        part = re.sub(r"\*\*(\S.*?)\*\*", r"<b>\1</b>", part)
-        out.append(re.sub(r"(?<![*\w])\*(\S[^*]*?)\*(?![*\w])", r"<i>\1</i>", part))
+        piece = html.escape(piece, quote=False)
+        if i % 3 == 2:
+            if piece[:1] == piece[-1:] == " " and piece.strip():
+                piece = piece[1:-1]
+            out.append(f"<code>{piece}</code>")
+            continue
+        piece = re.sub(r"\*\*(\S.*?)\*\*", r"<b>\1</b>", piece)
+        out.append(re.sub(r"(?<![*\w])\*(\S[^*]*?)\*(?![*\w])", r"<i>\1</i>", piece))
     return "".join(out)
 
 
@@ -219,17 +267,15 @@ def _plural(n: int, word: str) -> str:
 
 
 def _problem_cls(key: str):
-    try:
-        return problem_class(key)
-    except RegistryError:  # a plug-in problem that is no longer installed
-        return None
+    """The registered problem class, or ``None`` (a plug-in no longer installed, or a
+    ``module:Class`` key, which is never imported: the database does not decide what runs)."""
+    return registered_class("problem", key)
 
 
 def _optimizer_cls(key: str):
-    try:
-        return optimizer_class(key)
-    except RegistryError:  # a plug-in optimizer that is no longer installed
-        return type(key, (), {"lr_param": "lr"})
+    """The registered optimizer class, else a stand-in whose learning rate is ``lr`` (as
+    :func:`_problem_cls`, nothing is imported by key)."""
+    return registered_class("optimizer", key) or type("Unregistered", (), {"lr_param": "lr"})
 
 
 def _headline(problem: str) -> tuple[str, str]:
@@ -291,7 +337,7 @@ def _notes(r: _Runs) -> list[str]:
     """What is missing or left out (partial databases)."""
     notes = []
     for name, g in r.refused.groupby("problem_name", sort=True):
-        notes.append(f"Refused: {_plural(len(g), 'run')} on `{name}` use synthetic data (made-up inputs for "
+        notes.append(f"Refused: {_plural(len(g), 'run')} on {_code(name)} use synthetic data (made-up inputs for "
                      "code-path tests) and are left out of every table and figure.")
     kept = r.kept
     for status, verb in (("failed", "failed"), ("diverged", "diverged")):
@@ -301,7 +347,7 @@ def _notes(r: _Runs) -> list[str]:
         parts = []
         for (suite, problem, name), g in bad.groupby(["suite", "problem_name", "optimizer_name"], sort=True):
             msg = g["message"].iloc[0]
-            parts.append(f"`{name}` on `{problem}` (suite `{suite}`), seed {_seeds(g['seed'])}"
+            parts.append(f"{_code(name)} on {_code(problem)} (suite {_code(suite)}), seed {_seeds(g['seed'])}"
                          + (f": {msg}" if msg else ""))
         shown = "; ".join(parts[:8]) + (f"; and {len(parts) - 8} more" if len(parts) > 8 else "")
         tail = (" Failed runs are retried by the next `lrbench run`." if status == "failed" else "")
@@ -309,7 +355,7 @@ def _notes(r: _Runs) -> list[str]:
                      f"{'them' if len(bad) > 1 else 'it'} as the worst value.")
     for (suite, problem), g in r.main.groupby(["suite", "problem_name"], sort=True):
         if g["seed"].nunique() < 2:
-            notes.append(f"`{problem}` (suite `{suite}`) has one seed: no confidence interval and no "
+            notes.append(f"{_code(problem)} (suite {_code(suite)}) has one seed: no confidence interval and no "
                          "significance test (marked ?).")
     if r.main.empty:
         notes.append("No main runs recorded (only tuning or robustness runs).")
@@ -394,7 +440,7 @@ def _caption(suite: str, g: pd.DataFrame) -> str:
     budgets = sorted({(int(s), int(e)) for s, e in zip(g["budget_steps"], g["eval_every"])})
     budget = "; ".join(f"{s} steps, evaluated every {e}" for s, e in budgets)
     devices = ", ".join(f"{d} ({n})" for d, n in sorted({(d, n) for d, n in zip(g["device"], g["device_name"])}))
-    return (f"Suite `{suite}`, problem `{first['problem_name']}` "
+    return (f"Suite {_code(suite)}, problem {_code(first['problem_name'])} "
             f"({_data_source(first['problem'], first['problem_name'])}): budget {budget}; "
             f"seeds {_seeds(g['seed'])} ({g['seed'].nunique()}); device: {devices}.")
 
@@ -438,10 +484,10 @@ def _results_table(suite: str, g: pd.DataFrame, st: _SuiteStats, costs: pd.DataF
     else:
         how = "given by `--reference`"
     if ref is None or ref not in set(g["optimizer_name"]):
-        vs = (f" The reference `{reference}` has no run on this problem: no comparison."
+        vs = (f" The reference {_code(reference)} has no run on this problem: no comparison."
               if reference is not None else "")
     else:
-        vs = (f" Column vs {ref}: final train loss against the reference `{ref}` ({how}), "
+        vs = (f" Column vs {ref}: final train loss against the reference {_code(ref)} ({how}), "
               f"{_test_names(sig)}, Holm-corrected over the {int(st.significance['p'].notna().sum())} comparisons "
               "of the suite, "
               f"α = {ALPHA}: {_VERDICT_TEXT}.")
@@ -463,7 +509,7 @@ def _cost_table(g: pd.DataFrame, st: _SuiteStats) -> Table:
              f"{_num(r['step_time_ratio'], '.2f')}" + ("×" if _finite(r["step_time_ratio"]) else ""),
              _num(r["forward_per_step"], ".3g"), _num(r["backward_per_step"], ".3g"),
              _bytes(r["peak_memory_bytes"]), _bytes(r["state_bytes"])] for r in ct.to_dict("records")]
-    caption = (f"Cost per step on `{name}`: median over runs of each run's median `optimizer.step(closure)` time; "
+    caption = (f"Cost per step on {_code(name)}: median over runs of each run's median `optimizer.step(closure)` time; "
                f"× {COST_BASELINE}: its ratio to `{COST_BASELINE}`'s on this problem and device"
                + ("" if has_base else f" (no `{COST_BASELINE}` run here: no ratio)")
                + "; forward/backward: oracle calls per step; peak memory: CUDA max allocated, or growth of the "
@@ -491,7 +537,7 @@ def _ranking_blocks(suite: str, st: _SuiteStats, several_suites: bool, figures: 
     labels, relabelled = _labels(st.runs)
     labelled = st.runs.assign(optimizer_name=labels)
     rr = rank_table(labelled, "final_train_loss", "min", alpha=ALPHA)
-    title = "Overall ranking" + (f" (suite `{suite}`)" if several_suites else "")
+    title = "Overall ranking" + (f" (suite {_code(suite)})" if several_suites else "")
     out: list[Block] = [Heading(2, title)]
     if rr.problems == 0 or rr.optimizers == 0:
         return out + [Para("No optimizer ran on every problem: nothing to rank.")]
@@ -509,7 +555,7 @@ def _ranking_blocks(suite: str, st: _SuiteStats, several_suites: bool, figures: 
         text.append("Optimizers run with one setting per problem are named by key (the setting may differ per "
                     "problem).")
     if rr.dropped:
-        text.append(f"Not run on every problem, so left out: {', '.join(f'`{d}`' for d in rr.dropped)}.")
+        text.append(f"Not run on every problem, so left out: {', '.join(map(_code, rr.dropped))}.")
     problems = sorted(rr.table["problem"].unique())
     per_problem = len(problems) <= 8
     headers = ["optimizer", "mean rank"] + ([f"rank on {p}" for p in problems] if per_problem else [])
@@ -550,7 +596,7 @@ def _robustness_blocks(runs: pd.DataFrame, main: pd.DataFrame, figures: _Figures
         mine = main[(main["suite"] == suite[: -len(ROBUSTNESS_SUFFIX)]) & (main["problem_name"] == problem)]
         unswept = sorted(k for k in mine["optimizer"].unique() if lr_param(_optimizer_cls(k)) is None)
         note = f" Not swept (no learning rate): {', '.join(unswept)}." if unswept else ""
-        caption = (f"Suite `{suite}`: grid {lrs[0]:g} … {lrs[-1]:g} ({len(lrs)} points), "
+        caption = (f"Suite {_code(suite)}: grid {lrs[0]:g} … {lrs[-1]:g} ({len(lrs)} points), "
                    f"{g['seed'].nunique()} seeds, first threshold {g['thresholds'].iloc[0][0]:g}.{note}")
         out += [Heading(3, problem), Table("robustness", caption, headers, rows)]
         if figures is not None:
@@ -573,8 +619,11 @@ class _Figures:
         self.missing: list[str] = []
 
     def _draw(self, what: str, make: Callable[[], bytes], caption: str) -> list[Block]:
+        import matplotlib
+
         try:
-            return [Image(make(), caption)]
+            with matplotlib.rc_context({"text.usetex": False}):  # names are not LaTeX
+                return [Image(make(), caption)]
         except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn must not lose the report
             self.missing.append(f"Figure not drawn ({what}): {type(exc).__name__}: {exc}".splitlines()[0])
             return [Para(f"*Figure not drawn ({what}): {type(exc).__name__}.*")]
@@ -589,12 +638,12 @@ class _Figures:
             except KeyError:
                 c = pd.DataFrame()
             if c.empty or "step" not in c:
-                lost.append(f"`{r.optimizer_name}` seed {r.seed}")
+                lost.append(f"{_code(r.optimizer_name)} seed {r.seed}")
                 continue
             parts.append(c.assign(optimizer=r.optimizer_name, seed=r.seed, status=r.status))
         if lost:
-            self.missing.append(f"Curves missing for {_plural(len(lost), 'run')} on `{g['problem_name'].iloc[0]}` "
-                                f"(suite `{g['suite'].iloc[0]}`): {', '.join(lost[:8])}"
+            self.missing.append(f"Curves missing for {_plural(len(lost), 'run')} on {_code(g['problem_name'].iloc[0])} "
+                                f"(suite {_code(g['suite'].iloc[0])}): {', '.join(lost[:8])}"
                                 + (f" and {len(lost) - 8} more" if len(lost) > 8 else "") + ".")
         if not parts:
             return pd.DataFrame(columns=["optimizer", "seed", "status", "step"])
@@ -619,27 +668,27 @@ class _Figures:
             metrics = [m for m in dict.fromkeys(["train_loss", headline]) if m in ok.columns]
             dropped = f"; {_plural(int(left), 'diverged or failed run')} left out" if left else ""
             out += self._draw(f"curves of {name}", lambda: self.fig.curves_png(ok, metrics, colours, name),
-                              f"`{name}`: {' and '.join(metrics)} against the step, mean over the seeds of the runs "
-                              f"that ended ok{dropped}; band: {self.fig.BAND}.")
+                              f"{_code(name)}: {' and '.join(metrics)} against the step, mean over the seeds of the "
+                              f"runs that ended ok{dropped}; band: {self.fig.BAND}.")
             lr_cols = sorted(c for c in ok.columns if c.startswith("lr_"))
             if lr_cols:
                 out += self._draw(f"learning rates on {name}", lambda: self.fig.lr_png(ok, lr_cols, colours, name),
-                                  f"`{name}`: effective learning rate (the step size applied, `lr_<group>`) per "
+                                  f"{_code(name)}: effective learning rate (the step size applied, `lr_<group>`) per "
                                   f"optimizer, mean over seeds (ok runs), log scale; band: {self.fig.BAND}.")
         else:
-            out.append(Para(f"*No curves of an ok run on `{name}`: curve figures left out.*"))
+            out.append(Para(f"*No curves of an ok run on {_code(name)}: curve figures left out.*"))
         mine = ecdf[ecdf["problem"] == name]
         if len(mine):
             out += self._draw(f"ECDF on {name}", lambda: self.fig.ecdf_png(mine, colours, name),
-                              f"`{name}`: empirical CDF of steps to threshold: fraction of (seed, threshold) pairs "
-                              "reached by each step, every run a trial (diverged and failed runs included).")
+                              f"{_code(name)}: empirical CDF of steps to threshold: fraction of (seed, threshold) "
+                              "pairs reached by each step, every run a trial (diverged and failed runs included).")
         f = getattr(_problem_cls(key), "f", None)
         if callable(f) and {"x", "y"} <= set(ok.columns):
             seed0 = ok[ok["seed"] == ok.groupby("optimizer")["seed"].transform("min")]
             paths = {n: s[["x", "y"]].to_numpy(float) for n, s in seed0.groupby("optimizer", sort=True)}
             out += self._draw(f"trajectories on {name}", lambda: self.fig.trajectory_png(f, paths, colours, name),
-                              f"`{name}`: trajectories of the first seed of each optimizer (ok runs) over log-spaced "
-                              "contours of the objective; square: start, dot: end.")
+                              f"{_code(name)}: trajectories of the first seed of each optimizer (ok runs) over "
+                              "log-spaced contours of the objective; square: start, dot: end.")
         return out
 
     def ranking(self, suite: str, rr, labelled: pd.DataFrame) -> list[Block]:
@@ -649,18 +698,19 @@ class _Figures:
             title = f"suite {suite}: mean ranks"
             out += self._draw(f"CD diagram of {suite}",
                               lambda: self.fig.cd_png(rr.mean_ranks, rr.cd, rr.optimizers, title),
-                              f"Critical-difference diagram of suite `{suite}`: mean ranks of the final train loss "
-                              f"(1 = best); bars join optimizers within CD = {rr.cd:.3g} (Nemenyi, α = {rr.alpha}) "
-                              "of each other, i.e. not significantly different.")
+                              f"Critical-difference diagram of suite {_code(suite)}: mean ranks of the final train "
+                              f"loss (1 = best); bars join optimizers within CD = {rr.cd:.3g} (Nemenyi, "
+                              f"α = {rr.alpha}) of each other, i.e. not significantly different.")
         profiles = {m: performance_profile(labelled, m, level=None) for m in ("steps", "seconds")}
         profiles = {m: p for m, p in profiles.items() if len(p)}
         if profiles:
             colours = self.fig.palette(labelled["optimizer_name"].unique())
             out += self._draw(f"performance profiles of {suite}",
                               lambda: self.fig.profiles_png(profiles, colours, f"suite {suite}"),
-                              f"Performance profiles of suite `{suite}` (Dolan–Moré): an instance is a problem and one "
-                              "of its thresholds; cost = aRT in steps / in seconds (steps × median step time); ρ(τ) = "
-                              "fraction of instances an optimizer solves within τ × the best optimizer's cost.")
+                              f"Performance profiles of suite {_code(suite)} (Dolan–Moré): an instance is a problem "
+                              "and one of its thresholds; cost = aRT in steps / in seconds (steps × median step "
+                              "time); ρ(τ) = fraction of instances an optimizer solves within τ × the best "
+                              "optimizer's cost.")
         return out
 
     def robustness(self, problem: str, g: pd.DataFrame, names: dict[str, str]) -> list[Block]:
@@ -672,8 +722,9 @@ class _Figures:
                                "status": g["status"]}).dropna(subset=["lr"])
         colours = self.fig.palette(points["optimizer"].unique())
         return self._draw(f"robustness on {problem}", lambda: self.fig.robustness_png(points, colours, problem),
-                          f"`{problem}`: final train loss against the swept (initial) learning rate, log-log, mean "
-                          f"over the seeds of the ok runs (band: {self.fig.BAND}); ×: a run diverged or failed there.")
+                          f"{_code(problem)}: final train loss against the swept (initial) learning rate, log-log, "
+                          f"mean over the seeds of the ok runs (band: {self.fig.BAND}); ×: a run diverged or failed "
+                          "there.")
 
 
 # --- the document --------------------------------------------------------------------------------
@@ -691,7 +742,7 @@ def _document(runs: pd.DataFrame, command: str | None, reference: str | None,
               figures: _Figures | None) -> list[Block]:
     blocks: list[Block] = [Heading(1, "lrbench leaderboard")]
     if command:
-        blocks.append(Para(f"Generated by `{command}`."))
+        blocks.append(Para(f"Generated by {_code(command)}."))
     if runs.empty:
         return blocks + [Para("No runs recorded yet.")]
     r = _split(runs)
@@ -709,7 +760,7 @@ def _document(runs: pd.DataFrame, command: str | None, reference: str | None,
         ecdf = ecdf_table(st.runs) if figures is not None else None
         for problem, g in runs_s.groupby("problem_name", sort=True):
             mine = r.costs[(r.costs["suite"] == suite) & (r.costs["problem_name"] == problem)]
-            blocks += [Heading(2, f"{problem}" + (f" (suite `{suite}`)" if len(suites) > 1 else "")),
+            blocks += [Heading(2, f"{problem}" + (f" (suite {_code(suite)})" if len(suites) > 1 else "")),
                        _results_table(suite, g, st, mine, reference), _cost_table(g, st)]
             if figures is not None:
                 blocks += figures.problem(g, ecdf)
@@ -756,7 +807,8 @@ def report_html(runs: pd.DataFrame, db: str | Path, command: str | None = None, 
 def write_reports(db: str | Path, out_dir: str | Path, fmt: str = "md", command: str | None = None,
                   reference: str | None = None) -> list[Path]:
     """Render the reports of ``db`` into ``out_dir``: ``leaderboard.md`` (``fmt`` ``md``),
-    ``index.html`` (``html``) or both (``all``). Returns the files written.
+    ``index.html`` (``html``) or both (``all``). Returns the files written. Each file is replaced
+    whole (written beside it, then renamed): an interrupted or failed write keeps the previous one.
 
     Raises:
         ValueError: an unknown ``fmt``, or a ``reference`` that names no main run.
@@ -769,13 +821,32 @@ def write_reports(db: str | Path, out_dir: str | Path, fmt: str = "md", command:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if fmt in ("md", "all"):
-        text = leaderboard_markdown(runs, command, reference)
-        (out_dir / "leaderboard.md").write_text(text, encoding="utf-8")
+        _write_atomic(out_dir / "leaderboard.md", leaderboard_markdown(runs, command, reference))
         written.append(out_dir / "leaderboard.md")
     if fmt in ("html", "all"):
-        (out_dir / "index.html").write_text(report_html(runs, db, command, reference), encoding="utf-8")
+        _write_atomic(out_dir / "index.html", report_html(runs, db, command, reference))
         written.append(out_dir / "index.html")
     return written
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` all at once: into a temporary file beside it, synced to
+    disk, then renamed over it, so that a crash or a full disk leaves the previous file whole.
+    The temporary file is removed on failure; a symlink at ``path`` keeps pointing at the file.
+    """
+    path = Path(os.path.realpath(path))
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # O_EXCL: a fresh file, whose mode the umask sets, as for Path.write_text
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_report(db: str | Path, out_dir: str | Path, fmt: str = "md", command: str | None = None,
