@@ -107,19 +107,27 @@ def _dumps(obj) -> str:
     return json.dumps(obj, sort_keys=True, allow_nan=True)
 
 
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or ``[]``."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _process_start(pid: int) -> str:
     """The start time of process ``pid`` (field 22 of ``/proc/<pid>/stat``), which tells a
     live process from a later one that reused its pid; ``""`` where there is no ``/proc``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = _proc_stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def _alive(pid: int, started: str) -> bool:
+    """Whether the process that made a claim still runs (a zombie, killed but not yet reaped
+    by its parent, does not)."""
     if started and sys.platform.startswith("linux"):
-        return _process_start(pid) == started
+        fields = _proc_stat(pid)
+        return len(fields) > 19 and fields[19] == started and fields[0] not in ("Z", "X")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

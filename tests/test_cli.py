@@ -34,38 +34,11 @@ lr = 0.05
 """
 
 
-class _Done:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def lrbench_cli(capsys, monkeypatch):
-    """``lrbench ARGS`` in this process (a subprocess costs a full torch import)."""
-
-    def call(*args, cwd):
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        rc = main(list(args))
-        out = capsys.readouterr()
-        return _Done(rc, out.out, out.err)
-
-    return call
-
-
-def _one_line_error(proc):
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
-
-
 def test_unknown_optimizer_exits_2_naming_close_keys(tmp_path, lrbench_cli):
     _lrbench = lrbench_cli
-    line = _one_line_error(_lrbench("run", "--optimizers", "nope", cwd=tmp_path))
+    line = _lrbench("run", "--optimizers", "nope", cwd=tmp_path).error_line()
     assert "nope" in line and "sgd" in line
-    line = _one_line_error(_lrbench("run", "--optimizers", "adma", cwd=tmp_path))
+    line = _lrbench("run", "--optimizers", "adma", cwd=tmp_path).error_line()
     assert "did you mean adam" in line
     assert not (tmp_path / "lrbench.sqlite").exists() or load_runs(tmp_path / "lrbench.sqlite").empty
 
@@ -84,7 +57,7 @@ def test_bad_suite_exits_2_with_one_line(tmp_path, body, expect, lrbench_cli):
     _lrbench = lrbench_cli
     f = tmp_path / "bad.toml"
     f.write_text(body)
-    line = _one_line_error(_lrbench("run", str(f), "--db", str(tmp_path / "x.sqlite"), cwd=tmp_path))
+    line = _lrbench("run", str(f), "--db", str(tmp_path / "x.sqlite"), cwd=tmp_path).error_line()
     assert expect in line
 
 
@@ -156,5 +129,5 @@ def test_kill_9_loses_no_finished_run(tmp_path, lrbench_cli):
 
 def test_report_on_missing_db_exits_2(tmp_path, lrbench_cli):
     _lrbench = lrbench_cli
-    line = _one_line_error(_lrbench("report", "--db", str(tmp_path / "none.sqlite"), cwd=tmp_path))
+    line = _lrbench("report", "--db", str(tmp_path / "none.sqlite"), cwd=tmp_path).error_line()
     assert "no results database" in line
