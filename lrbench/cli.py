@@ -24,8 +24,9 @@ class _BadInput(Exception):
     pass
 
 
-class _Terminated(Exception):
-    """SIGTERM or SIGHUP: stop like Ctrl-C (the run in progress is lost, nothing recorded is)."""
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP: stop like Ctrl-C (the run in progress is lost, nothing recorded is).
+    A ``BaseException``, as ``KeyboardInterrupt``, so that no run records it as its failure."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -38,7 +39,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    keys = [t.strip() for t in text.split(",") if t.strip()]
+    if not keys:
+        raise argparse.ArgumentTypeError(f"no keys in {text!r} (comma-separated keys)")
+    return keys
 
 
 def _count(text: str) -> int:

@@ -78,7 +78,9 @@ CREATE TABLE IF NOT EXISTS claims (
 """
 
 _TABLES = {"runs", "curves", "claims", "sqlite_sequence"}
-_RUN_FIELDS = {"run_key", "status", "env", "result", "final", "best", "hparams", "thresholds", "steps_to_threshold"}
+_RUN_FIELDS = {line.split()[0] for line in _SCHEMA.split("CREATE TABLE IF NOT EXISTS runs (")[1].split(");")[0]
+               .strip().splitlines()}
+"""The columns of lrbench's ``runs`` table: a table that lacks one is not lrbench's."""
 
 HEARTBEAT_S = 30.0
 """How often a sweep refreshes the claims it holds."""
@@ -415,17 +417,20 @@ class Store:
 
 @contextmanager
 def _connect_ro(db: str | Path) -> Iterator[tuple[sqlite3.Connection, bool]]:
-    """A read-only connection to ``db``, and whether it holds any runs table. A database whose
-    folder cannot be written to (an archive, a read-only mount) is read from a private copy
-    of its files, since SQLite's WAL mode must create a ``-shm`` file beside the database
-    even to read it."""
+    """A connection to ``db`` that only reads, and whether it holds any runs table.
+
+    It opens the file read-write (never creating it) so that SQLite can recover the WAL of a
+    writer killed mid-commit: a ``mode=ro`` reader may miss that writer's last committed run.
+    A database whose folder cannot be written to (an archive, a read-only mount) is read from
+    a private copy of its files, since WAL mode must create a ``-shm`` file beside it even to
+    read it."""
     path = Path(db)
     if not path.exists():
         raise FileNotFoundError(f"no results database at {path}")
     if not path.is_file():
         raise StoreError(f"{path} is not a results database (not a regular file)")
     tmp = None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
     try:
         try:
             has_runs = _check_schema(conn, path)
@@ -447,6 +452,16 @@ def _connect_ro(db: str | Path) -> Iterator[tuple[sqlite3.Connection, bool]]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _parsed(text, kind: type):
+    """A stored JSON field as ``kind`` (dict or list); an empty one where the field is damaged
+    (edited by hand, or written by something else), so one bad row cannot stop a report."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return kind()
+    return value if isinstance(value, kind) else kind()
+
+
 def load_runs(db: str | Path = "lrbench.sqlite") -> pd.DataFrame:
     """One row per run (its latest record), with the columns of :data:`RUN_COLUMNS` plus
     ``final_<metric>``, ``best_<metric>`` and ``steps_to_<threshold>`` (``NaN`` when the
@@ -458,14 +473,13 @@ def load_runs(db: str | Path = "lrbench.sqlite") -> pd.DataFrame:
             "SELECT * FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY run_key) ORDER BY id", conn)
     if df.empty:
         return pd.DataFrame(columns=RUN_COLUMNS)
-    env = df["env"].map(json.loads)
-    df["device_name"] = env.map(lambda e: e["device_name"])
-    df["vectorized"] = df["result"].map(lambda s: json.loads(s).get("vectorized", 1))
-    df["hparams"] = df["hparams"].map(json.loads)
-    df["thresholds"] = df["thresholds"].map(lambda s: tuple(json.loads(s)))
+    df["device_name"] = df["env"].map(lambda s: _parsed(s, dict).get("device_name", "unknown"))
+    df["vectorized"] = df["result"].map(lambda s: _parsed(s, dict).get("vectorized", 1))
+    df["hparams"] = df["hparams"].map(lambda s: _parsed(s, dict))
+    df["thresholds"] = df["thresholds"].map(lambda s: tuple(_parsed(s, list)))
     wide = []
     for col, prefix in (("final", "final_"), ("best", "best_"), ("steps_to_threshold", "steps_to_")):
-        part = pd.DataFrame(df[col].map(json.loads).tolist(), index=df.index).add_prefix(prefix)
+        part = pd.DataFrame(df[col].map(lambda s: _parsed(s, dict)).tolist(), index=df.index).add_prefix(prefix)
         wide.append(part.apply(pd.to_numeric, errors="coerce"))
     out = pd.concat([df[RUN_COLUMNS]] + wide, axis=1)
     return out

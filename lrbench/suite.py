@@ -279,7 +279,7 @@ def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
         budget = Budget(budget_over.get("steps", base.steps), budget_over.get("eval_every", base.eval_every))
     except RegistryError as exc:
         raise SuiteError(str(exc)) from None
-    except (TypeError, ValueError) as exc:
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's __init__ may raise anything
         raise SuiteError(f"problem {key}: {_explain(exc, problem_class(key), 'option')}") from None
     return problem.spec, budget
 
@@ -352,6 +352,9 @@ def _explain(exc: Exception, cls: type, what: str) -> str:
 def check_optimizer(spec: OptimizerSpec) -> torch.optim.Optimizer:
     """The optimizer of ``spec`` built on a dummy parameter, or :class:`SuiteError` if its key
     or hyper-parameters are invalid (an unknown one is named with the valid names)."""
+    reserved = sorted(set(spec.hparams) & _RUNNER_ARGS)
+    if reserved:
+        raise SuiteError(f"optimizer {spec.name}: {reserved[0]!r} is set by the runner, not a hyper-parameter")
     try:
         cls = optimizer_class(spec.key)
         opt, _ = build_optimizer(spec.key, [torch.zeros(1, requires_grad=True)], spec.hparams, steps_per_epoch=1,
@@ -390,8 +393,8 @@ def _build_problem(spec: ProblemSpec):
         return problem_class(spec.key)(**spec.options)
     except RegistryError as exc:
         raise SuiteError(str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        raise SuiteError(f"problem {spec.name}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's __init__ may raise anything
+        raise SuiteError(f"problem {spec.name}: {_explain(exc, problem_class(spec.key), 'option')}") from None
 
 
 def select(suite: Suite, problems: list[str] | None = None, optimizers: list[str] | None = None,
