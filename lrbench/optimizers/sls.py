@@ -41,15 +41,17 @@ class SLS(SharedStepSizeBase):
     (1 + the number of backtracks, at most ``max_backtracks + 1``), all on the current batch.
 
     Defaults: c = 0.1, β_b = 0.9, γ = 2 (the values of the paper's experiments, §7, and of the
-    authors' code), initial η = 1 (``init_step_size=1`` of the authors' code), η_max = 10 (the
-    cap the authors' code applies in its reset, ``min(η γ^{1/n}, 10)``), at most 100
-    backtracks (the authors' code tries 100 step sizes).
+    authors' code), initial η = 1 (``init_step_size=1`` of the authors' code), η_max = 10
+    (lrbench's choice, see below: neither Algorithm 2 option 2 nor the authors' current code
+    caps the reset; an early version of that code capped it at 10 and the cap was removed in
+    2019), at most 100 backtracks (the authors' code tries 100 step sizes).
 
     Choices where the paper is ambiguous or silent:
 
     * First step: Algorithm 2 returns η_max at k = 1; like the authors' code we instead reset
       from the initial ``lr`` at every step, so the first start is ``min(lr · γ^{b/n}, η_max)``.
-    * η_max: Algorithm 2 option 2 has no cap; option 1 resets to η_max. The cap of 10 keeps
+    * η_max: Algorithm 2 option 2 has no cap; option 1 resets to η_max. lrbench caps the reset
+      at η_max = 10 by its own choice (pass a large ``eta_max`` for the uncapped rule): it keeps
       the start bounded when the Armijo condition holds at every start for many steps (e.g. a
       nearly linear loss), where ``γ^{t/n}`` would grow without limit.
     * When no trial among the ``max_backtracks + 1`` satisfies the condition (e.g. NaN losses,

@@ -46,6 +46,10 @@ class SPS(SharedStepSizeBase):
       ``c=0.2`` to reproduce the deep-learning setting.
     * The bound is the smoothed one only (no absolute η_max): η may grow by a factor γ per
       epoch as long as the Polyak ratio allows.
+    * No ε in the denominator: the paper's rule is ``(f - f*) / (c‖g‖²)``; the authors' code
+      divides by ``c‖g‖² + 1e-8`` instead, which changes η only where ‖g‖² is tiny. lrbench
+      follows the paper and handles ``‖g‖² = 0`` explicitly (next point), so the two differ
+      by a relative ``1e-8 / (c‖g‖²)`` elsewhere.
     * ``‖g‖² = 0``: η = η_b (no NaN/inf; the step ``w - η·0`` does not move, and η does not
       drop to 0, which would freeze the smoothed bound at 0 for ever). The authors' code sets
       η = 0 there.
