@@ -21,26 +21,7 @@ from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig
 from lrbench.store import Store, StoreError, load_curves, load_runs
 from lrbench.suite import load_suite
 from lrbench.sweep import sweep
-
-SUITE = """
-name = "conc"
-seeds = {seeds}
-device = "cpu"
-
-[[problems]]
-key = "beale"
-steps = {steps}
-eval_every = 50
-
-[[optimizers]]
-key = "sgd"
-lr = 0.01
-
-[[optimizers]]
-key = "adam"
-lr = 0.05
-"""
-
+from test_cli import TINY as SUITE  # beale × sgd, adam; {seeds} and {steps}
 
 def _cfg(seed=0, lr=0.01, steps=20):
     return RunConfig("t", ProblemSpec("beale"), OptimizerSpec("sgd", {"lr": lr}), seed, "cpu", Budget(steps, 5))
