@@ -218,12 +218,13 @@ def _fig1_problem(name):
 
 
 def _run_gd(opt, closure, steps=500):
-    lrs = []
+    """The learning rates η_t and the losses L(w_t) of ``steps`` steps."""
+    lrs, losses = [], []
     for _ in range(steps):
-        loss = opt.step(closure)
+        losses.append(float(opt.step(closure)))
         lrs.append(float(opt.param_groups[0]["lr"]))
-        assert math.isfinite(float(loss)) and math.isfinite(lrs[-1]) and lrs[-1] >= 0.0
-    return lrs
+        assert math.isfinite(losses[-1]) and math.isfinite(lrs[-1]) and lrs[-1] >= 0.0
+    return lrs, losses
 
 
 # Fig. 1 setting: E = L, 500 steps of gradient descent from a fixed point, η_0 = 0.01.
@@ -245,14 +246,36 @@ def test_fig1_functions_500_steps_stay_finite(problem, beta, adapt_beta):
 
 
 def test_h_mu_avoids_rtho_learning_rate_collapse_on_bukin():
-    # §3 / Fig. 1: in the Bukin valley RTHO's accumulated hypergradient drives η to 0 and
-    # keeps it there; the online μ of MARTHE discounts the outdated history.
-    lrs = {}
+    # Seed 001 §3 / Fig. 1: on Bukin, once the trajectory closes the valley y = 0.01x, RTHO
+    # "fails to discount outdated information, bringing the learning rate first to grow
+    # exponentially, and then to suddenly vanish to 0", where it stays (the weights stop short of
+    # the valley floor); HD "correctly damps η and is able to maintain the trajectory close to the
+    # valley", and MARTHE's online μ (§4, h_μ) drops the outdated history when it disagrees with
+    # the one-step hypergradient. Fig. 1 (centre) scores a run by the best objective reached in
+    # 500 steps. MARTHE's later trajectory is chaotic: a 1e-7 relative change of the start moves
+    # its final loss anywhere in 0.18-0.39 and lets η touch 0 on a step or two (an AVX2 machine
+    # saw η = 0 once, at step 359), so no assertion rests on a single step.
+    # Measured (float64; identical at ATEN_CPU_CAPABILITY=avx512, avx2 and default; in brackets
+    # the range over 300 starts perturbed by 1e-17 to 1e-4 relative, a fifth of them in float32):
+    #   RTHO:   max η 0.183 [0.173, 0.192]; η = 0 on 391 steps [390, 391], from step 109 [109, 110]
+    #           to the end; best L - L* 0.074 [0.055, 0.080] (L* = L on the valley floor).
+    #   MARTHE: η < η_0/10 on 0 steps [0, 4] (η = 0 on [0, 2]); median η over steps 250-499
+    #           0.114 [0.004, 0.125]; best L - L* 4.9e-6 [0, 2.0e-4].
+    lr0, lrs, best = 0.01, {}, {}
+    floor = math.sqrt(math.sqrt(1e-3) + 1e-3)  # L* = L(x, 0.01x), ε = 1e-3
     for name, cls, kw in [("rtho", RTHO, {}), ("marthe", MARTHE, {"adapt_beta": False})]:
         xy, closure = _bukin()
-        lrs[name] = _run_gd(cls([xy], lr=0.01, beta=1e-4, objective="train", **kw), closure)
+        lrs[name], losses = _run_gd(cls([xy], lr=lr0, beta=1e-4, objective="train", **kw), closure)
+        best[name] = min(losses) - floor
+        assert best[name] > -1e-12  # L* is the minimum
+    # RTHO: η grows, then is clamped to exactly 0 (Eq. 5) and stays there for most of the run
+    assert max(lrs["rtho"]) > 5 * lr0
     assert sum(lr == 0.0 for lr in lrs["rtho"]) > 250
-    assert min(lrs["marthe"]) > 0.0
+    # MARTHE: η is near 0 (below η_0/10) on at most 5% of the steps ...
+    assert sum(lr < lr0 / 10 for lr in lrs["marthe"]) <= 25
+    # ... and reaches the valley floor, which RTHO's frozen weights stay far from
+    assert best["marthe"] < 2e-3
+    assert best["rtho"] > 1e-2
 
 
 @pytest.mark.parametrize("dynamics", DYNAMICS)

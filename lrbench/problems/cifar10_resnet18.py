@@ -25,7 +25,9 @@ class Cifar10Resnet18(Cifar):
     Sizes: ``default`` 100 steps (a CPU can afford little more), evaluated every 25 on fixed
     1,000-image subsets of the training and test splits; ``paper`` 45 epochs, evaluated every
     epoch, ``train_loss`` on a fixed 10,000-image training subset and the full test set;
-    ``smoke`` a width-1/16 network for 20 steps. Thresholds of ``default`` and ``paper`` are
+    ``smoke`` a width-1/16 network for 40 steps (at 20, SGD met the first smoke threshold only
+    at the last evaluation, by a rounding-dependent margin: 1.83, 2.00 or 2.42 against 2.25 with
+    torch's AVX-512, plain or AVX2 kernels; by step 25 it is below 2.25 with all three). Thresholds of ``default`` and ``paper`` are
     provisional (not yet calibrated on real CIFAR-10 runs). Reference: SGD with lr 0.1.
     """
 
@@ -37,7 +39,8 @@ class Cifar10Resnet18(Cifar):
     thresholds = (2.0, 1.5, 1.0, 0.5)
     reference = OptimizerSpec("sgd", {"lr": 0.1})
     sizes: ClassVar[dict[str, dict]] = {
-        "smoke": {**CIFAR_SMOKE, "width": 1 / 16, "thresholds": (2.25, 2.0)},
+        "smoke": {**CIFAR_SMOKE, "budget": Budget(steps=40, eval_every=5), "width": 1 / 16,
+                  "thresholds": (2.25, 2.0)},
         "paper": {"epochs": 45, "max_eval": 10_000, "max_test": None},
     }
 
