@@ -212,7 +212,8 @@ def _bad_input_types() -> tuple[type, ...]:
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:  # raised by the system: say what and where
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        where = exc.filename2 or exc.filename  # a rename names its target second
+        return f"{exc.strerror}: {where}" if where else exc.strerror
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

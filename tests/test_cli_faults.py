@@ -212,6 +212,10 @@ def test_report_of_an_empty_file_and_of_a_foreign_database(tmp_path, lrbench_cli
     (tmp_path / "afile").write_text("x")
     assert "not a directory" in lrbench_cli("report", "--db", "empty.sqlite", "--out", "afile/sub",
                                             cwd=tmp_path).error_line()
+    (tmp_path / "odir" / "leaderboard.md").mkdir(parents=True)
+    line = lrbench_cli("report", "--db", "empty.sqlite", "--out", "odir", cwd=tmp_path).error_line()
+    assert line.endswith("Is a directory: " + str(tmp_path / "odir" / "leaderboard.md"))
+    assert [p.name for p in (tmp_path / "odir").iterdir()] == ["leaderboard.md"]  # no temporary left
 
 
 def test_names_with_rich_markup_show_as_written(plugins, lrbench_cli):
