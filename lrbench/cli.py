@@ -14,8 +14,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from lrbench.spec import REPORT_FORMATS  # no torch behind it
+
 EXIT_BAD_INPUT = 2
-REPORT_FORMATS = ("md", "html", "all")  # lrbench.report.FORMATS, without importing it
 BAR_NAME = 60
 """The longest run name the progress bar shows (a longer one is cut)."""
 
@@ -112,7 +113,7 @@ def _say(console, text: str) -> None:
     """Print stored or user-given text literally (no rich markup, no highlighting)."""
     from rich.markup import escape
 
-    console.print(escape(text), highlight=False)
+    console.print(escape(text))
 
 
 def _describe(cls) -> str:

@@ -39,6 +39,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from lrbench.registry import registered_class
+from lrbench.spec import REPORT_FORMATS
 from lrbench.stats import (
     cost_table,
     ecdf_table,
@@ -54,7 +55,7 @@ from lrbench.tuning import ROBUSTNESS_SUFFIX, TUNE_SUFFIX, lr_param, tuning_cost
 
 __all__ = ["FORMATS", "leaderboard_markdown", "report_html", "write_report", "write_reports"]
 
-FORMATS = ("md", "html", "all")
+FORMATS = REPORT_FORMATS
 """Values of ``lrbench report --format``: ``all`` writes both files."""
 ALPHA = 0.05
 COST_BASELINE = "sgd"

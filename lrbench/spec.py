@@ -33,6 +33,8 @@ __all__ = [
 
 STATUSES = ("ok", "diverged", "failed")
 
+REPORT_FORMATS = ("md", "html", "all")
+"""What ``lrbench report --format`` writes: ``leaderboard.md``, ``index.html``, or both."""
 MAX_STEPS = 10**7
 """The largest budget a run may have (the runner keeps one float per step on the device)."""
 MAX_GRID = 1000

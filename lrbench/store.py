@@ -21,13 +21,15 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import pandas as pd
 
 from lrbench.spec import RunResult
 
 __all__ = ["Store", "StoreError", "load_runs", "load_curves", "RUN_COLUMNS"]
+
+T = TypeVar("T")
 
 FINAL_STATUSES = ("ok", "diverged")
 
@@ -149,10 +151,10 @@ def check_path(path: str | Path) -> Path:
     if p.exists() and not p.is_file():
         raise StoreError(f"invalid database path: {p} is not a regular file")
     parent = p.parent
-    if not parent.is_dir():
-        what = "not a directory" if parent.exists() else "no such directory"
-        raise StoreError(f"invalid database path: {parent} is {what}" if parent.exists()
-                         else f"invalid database path: {what} {parent}")
+    if parent.exists() and not parent.is_dir():
+        raise StoreError(f"invalid database path: {parent} is not a directory")
+    if not parent.exists():
+        raise StoreError(f"invalid database path: no such directory {parent}")
     return p
 
 
@@ -212,13 +214,18 @@ class Store:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         self._lock = threading.Lock()
         try:
-            self._read_schema()
-            self._write(lambda c: None, pragmas=True)
+            self._retry("open", lambda: _check_schema(self.conn, self.path))
+            self._retry("write to", self._set_up)
         except BaseException:
             self.conn.close()
             raise
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+
+    def _set_up(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._stop.set()
@@ -235,61 +242,44 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _read_schema(self) -> None:
-        while True:
-            try:
-                _check_schema(self.conn, self.path)
-                return
-            except sqlite3.OperationalError as exc:
-                if not _is_lock(exc):
-                    raise StoreError(f"cannot open {self.path}: {exc}") from None
-                time.sleep(0.2)
-
-    # --- writing ------------------------------------------------------------------------------
-
-    def _write(self, work: Callable[[sqlite3.Connection], object], pragmas: bool = False):
-        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, waiting as long as another
-        process holds the write lock; a full disk or another SQLite error is a
-        :class:`StoreError` (the transaction is rolled back: nothing recorded before is lost)."""
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()`` under the connection's lock, retried as long as another process holds the
+        database's lock (``on_wait`` hears of it once); any other SQLite error, a full disk
+        included, is a :class:`StoreError` ("cannot <what> <path>: …")."""
         told = False
         while True:
             try:
                 with self._lock:
-                    if pragmas:
-                        self.conn.execute("PRAGMA journal_mode=WAL")
-                        self.conn.execute("PRAGMA synchronous=FULL")
-                        self.conn.executescript(_SCHEMA)
-                        return None
-                    self.conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        out = work(self.conn)
-                        self.conn.execute("COMMIT")
-                    except BaseException:
-                        if self.conn.in_transaction:
-                            self.conn.execute("ROLLBACK")
-                        raise
-                    return out
+                    return fn()
             except sqlite3.OperationalError as exc:
                 if not _is_lock(exc):
-                    raise StoreError(f"cannot write to {self.path}: {exc}") from None
+                    raise StoreError(f"cannot {what} {self.path}: {exc}") from None
                 if not told and self.on_wait is not None:
                     self.on_wait(f"waiting for the write lock of {self.path}, held by another process")
                 told = True
                 time.sleep(0.2)
             except sqlite3.DatabaseError as exc:
-                raise StoreError(f"cannot write to {self.path}: {exc}") from None
+                raise StoreError(f"cannot {what} {self.path}: {exc}") from None
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one ``BEGIN IMMEDIATE`` transaction (rolled back on any error, so
+        nothing recorded before is lost), retried as :meth:`_retry` says."""
+
+        def transaction() -> T:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                out = work(self.conn)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            return out
+
+        return self._retry("write to", transaction)
 
     def _read(self, query: str, params: Iterable = ()) -> list[tuple]:
-        while True:
-            try:
-                with self._lock:
-                    return self.conn.execute(query, tuple(params)).fetchall()
-            except sqlite3.OperationalError as exc:
-                if not _is_lock(exc):
-                    raise StoreError(f"cannot read {self.path}: {exc}") from None
-                time.sleep(0.2)
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"cannot read {self.path}: {exc}") from None
+        return self._retry("read", lambda: self.conn.execute(query, tuple(params)).fetchall())
 
     def finished_keys(self) -> set[str]:
         """Run keys with a final (``ok`` or ``diverged``) record."""

@@ -136,23 +136,27 @@ def load_suite(ref: str | None = None, validate: bool = True) -> Suite:
     return parse_suite(doc, stem, where, validate)
 
 
+def _shown(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut to ``width`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _seeds(value: Any, where: str, first: int = 0) -> tuple[int, ...]:
     """A count N (seeds ``first .. first+N-1``) or a list of seeds; a seed listed twice runs once."""
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEEDS and first + value <= MAX_SEED:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEEDS:
         return tuple(range(first, first + value))
     if (isinstance(value, list) and 1 <= len(value) <= MAX_SEEDS
             and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in value)):
         return tuple(dict.fromkeys(value))
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    raise SuiteError(f"{where}: invalid seeds: {shown} (a count from 1 to {MAX_SEEDS:,}, or a list of at most "
+    raise SuiteError(f"{where}: invalid seeds: {_shown(value)} (a count from 1 to {MAX_SEEDS:,}, or a list of at most "
                      f"{MAX_SEEDS:,} integers from 0 to 2**63-1)")
 
 
 def _check_name(name: Any, where: str) -> str:
     if (not isinstance(name, str) or not name.strip() or "/" in name or len(name) > MAX_NAME
             or not name.isprintable()):
-        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
-        raise SuiteError(f"{where}: invalid name: {shown} (1 to {MAX_NAME} printable characters, no '/')")
+        raise SuiteError(f"{where}: invalid name: {_shown(name)} (1 to {MAX_NAME} printable characters, no '/')")
     return name
 
 
@@ -273,14 +277,12 @@ def _problem(p: dict, where: str) -> tuple[ProblemSpec, Budget]:
     for k, value in p.items():
         _check_value(f"problem {key}: {k}", value, where)
     budget_over = {k: p.pop(k) for k in ("steps", "eval_every") if k in p}
+    problem = _build_problem(ProblemSpec(key, p))
+    base = problem.budget
     try:
-        problem = problem_class(key)(**p)
-        base = problem.budget
         budget = Budget(budget_over.get("steps", base.steps), budget_over.get("eval_every", base.eval_every))
-    except RegistryError as exc:
-        raise SuiteError(str(exc)) from None
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's __init__ may raise anything
-        raise SuiteError(f"problem {key}: {_explain(exc, problem_class(key), 'option')}") from None
+    except ValueError as exc:
+        raise SuiteError(f"problem {key}: {exc}") from None
     return problem.spec, budget
 
 
@@ -389,6 +391,7 @@ def check_configs(configs: Iterable[RunConfig]) -> None:
 
 
 def _build_problem(spec: ProblemSpec):
+    """The problem instance of ``spec``, or :class:`SuiteError` naming what is wrong."""
     try:
         return problem_class(spec.key)(**spec.options)
     except RegistryError as exc:

@@ -56,8 +56,7 @@ def sweep(configs: list[RunConfig], store: Store,
     batch) starts, it is claimed in ``store`` (:meth:`~lrbench.store.Store.claim`): a run
     that another live sweep holds is left to it, and once this sweep has nothing else to do
     it waits for those (``on_wait`` is told how many remain) and runs any whose sweep died
-    without recording them,
-    so that concurrent sweeps of one suite on one database record each run once and all
+    without recording them, so that concurrent sweeps of one suite on one database record each run once and all
     return when the suite is done.
 
     With ``vectorize``, consecutive configs that differ only in their seed and that
@@ -72,7 +71,8 @@ def sweep(configs: list[RunConfig], store: Store,
     def run(group: list[RunConfig]) -> None:
         mine, busy = store.claim(c.run_key for c in group)
         waiting.extend(c for c in group if c.run_key in busy)
-        todo = [c for c in group if c.run_key in set(mine)]
+        claimed = set(mine)
+        todo = [c for c in group if c.run_key in claimed]
         if not todo:
             return
         for config in todo:

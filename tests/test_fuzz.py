@@ -301,6 +301,16 @@ def _set_slot(doc, rng, values, what):
     return f"{what} {_path(doc, container, key)} = {_short(value)}"
 
 
+def _set_top(name, choices, label):
+    """A mutation that sets the top-level ``name`` to one of ``choices``, described as ``label = …``."""
+
+    def mutate(doc, rng):
+        doc[name] = _copy(rng.choice(choices))
+        return f"{label} = {_short(doc[name])}"
+
+    return mutate
+
+
 def m_delete(doc, rng):
     container, key = _slot(doc, rng)
     where = _path(doc, container, key)
@@ -399,14 +409,10 @@ def m_tune_table(doc, rng):
     return desc
 
 
-def m_robustness(doc, rng):
-    doc["robustness"] = _copy(rng.choice(ROBUSTNESS))
-    return f"[robustness] = {_short(doc['robustness'])}"
+m_robustness = _set_top("robustness", ROBUSTNESS, "[robustness]")
 
 
-def m_seeds(doc, rng):
-    doc["seeds"] = _copy(rng.choice(TOP_SEEDS))
-    return f"seeds = {_short(doc['seeds'])}"
+m_seeds = _set_top("seeds", TOP_SEEDS, "seeds")
 
 
 def m_on(doc, rng):
@@ -429,9 +435,7 @@ def m_key(doc, rng):
     return f"problems[0].key = {_short(key)}"
 
 
-def m_device(doc, rng):
-    doc["device"] = rng.choice(DEVICES)
-    return f"device = {_short(doc['device'])}"
+m_device = _set_top("device", DEVICES, "device")
 
 
 def m_toplevel(doc, rng):
@@ -473,9 +477,7 @@ ODD_ROBUSTNESS = [
 ODD_SEEDS = [[2**63 - 1], [0, 2**63 - 1], [7], [1, 0], [3, 2, 1], [0, 0, 0, 0], [2**32], [2**32 - 1]]
 
 
-def m_odd_name(doc, rng):
-    doc["name"] = rng.choice(ODD_NAMES)
-    return f"name = {_short(doc['name'])}"
+m_odd_name = _set_top("name", ODD_NAMES, "name")
 
 
 def m_odd_schedule(doc, rng):
@@ -502,14 +504,10 @@ def m_odd_tuning(doc, rng):
     return desc
 
 
-def m_odd_robustness(doc, rng):
-    doc["robustness"] = _copy(rng.choice(ODD_ROBUSTNESS))
-    return f"[robustness] = {_short(doc['robustness'])}"
+m_odd_robustness = _set_top("robustness", ODD_ROBUSTNESS, "[robustness]")
 
 
-def m_odd_seeds(doc, rng):
-    doc["seeds"] = _copy(rng.choice(ODD_SEEDS))
-    return f"seeds = {_short(doc['seeds'])}"
+m_odd_seeds = _set_top("seeds", ODD_SEEDS, "seeds")
 
 
 VALID_ODD = [(m_odd_name, 3), (m_odd_schedule, 3), (m_odd_hparam, 3), (m_odd_tuning, 2), (m_odd_robustness, 2),
