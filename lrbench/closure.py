@@ -9,9 +9,9 @@
   ``torch.no_grad()``. Costs one forward pass. Methods that probe the loss at perturbed
   parameters use this, and restore the parameters bit-exactly afterwards.
 
-* ``closure(grad=True, create_graph=True)``: backward with ``create_graph=True``, so each
-  ``p.grad`` carries a graph and Hessian-vector products follow from
-  ``torch.autograd.grad(grads, params, grad_outputs=v)`` (MARTHE, RTHO).
+* ``closure(grad=True, create_graph=True)``: the gradient with its graph kept, so that
+  ``closure.hvp(vs, params)`` can follow: the Hessian-vector products H·v at the same point
+  and batch (one HVP, counted as such; MARTHE, RTHO). The ``p.grad`` are detached.
 * ``closure(grad, split="val")``: the same on a validation batch supplied by the problem
   (held-out training data, never the test set), for methods whose objective is a
   validation loss (MARTHE, the validation variant of finite-difference LR learning).
@@ -19,7 +19,9 @@
 
 The returned loss is a detached 0-d tensor. ``torch.optim`` optimizers work with it
 unchanged (they call ``closure()``). The runner builds the closure with
-:func:`make_closure`, which also counts the oracle calls.
+:func:`make_closure`, which also counts the oracle calls: forward passes, backward passes and
+Hessian-vector products (``OracleCounter.hvp``), the three costs the optimizers declare
+(:class:`lrbench.optimizers._core.Facts`).
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ __all__ = ["Closure", "OracleCounter", "make_closure"]
 class Closure(Protocol):
     def __call__(self, grad: bool = True, split: str = "train", create_graph: bool = False) -> torch.Tensor: ...
 
+    def hvp(self, vs: list[torch.Tensor], params: list[torch.Tensor] | None = None) -> list[torch.Tensor]: ...
+
 
 @dataclass
 class OracleCounter:
-    """Forward and backward passes made through a closure."""
+    """Forward passes, backward passes and Hessian-vector products made through a closure."""
 
     forward: int = 0
     backward: int = 0
+    hvp: int = 0
 
 
 def make_closure(
@@ -63,6 +68,7 @@ def make_closure(
     """
     params = list(params)
     counter = counter if counter is not None else OracleCounter()
+    graph: dict[int, torch.Tensor] = {}  # id(param) -> its gradient with graph, after create_graph=True
 
     def closure(grad: bool = True, split: str = "train", create_graph: bool = False) -> torch.Tensor:
         if split == "train":
@@ -74,6 +80,7 @@ def make_closure(
         else:
             raise ValueError(f"invalid split: {split!r} (must be 'train' or 'val')")
         counter.forward += 1
+        graph.clear()
         if not grad:
             with torch.no_grad():
                 return fn()
@@ -81,9 +88,35 @@ def make_closure(
             p.grad = None
         with torch.enable_grad():
             loss = fn()
-            loss.backward(create_graph=create_graph)
+            if create_graph:  # autograd.grad, not backward(create_graph): no param <-> grad cycle
+                wrt = [p for p in params if p.requires_grad]
+                gs = torch.autograd.grad(loss, wrt, create_graph=True, allow_unused=True)
+                for p, g in zip(wrt, gs):
+                    if g is not None:
+                        graph[id(p)] = g
+                        p.grad = g.detach()
+            else:
+                loss.backward()
         counter.backward += 1
         return loss.detach()
 
+    def hvp(vs: list[torch.Tensor], wrt: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """H·v for the parameters ``wrt`` (default: all) at the point and batch of the last
+        ``closure(create_graph=True)``: one Hessian-vector product (a backward pass through the
+        backward graph). A parameter the loss does not depend on twice gets 0."""
+        wrt = params if wrt is None else list(wrt)
+        if not graph:
+            raise ValueError("closure.hvp needs a preceding closure(create_graph=True)")
+        idx = [i for i, p in enumerate(wrt) if id(p) in graph and graph[id(p)].requires_grad]
+        counter.hvp += 1
+        if not idx:  # the loss is linear in the parameters: H = 0
+            return [torch.zeros_like(p) for p in wrt]
+        with torch.enable_grad():
+            hv = torch.autograd.grad([graph[id(wrt[i])] for i in idx], wrt, grad_outputs=[vs[i] for i in idx],
+                                     retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(p) if h is None else h for h, p in zip(hv, wrt)]
+
     closure.counter = counter  # type: ignore[attr-defined]
+    closure.hvp = hvp  # type: ignore[attr-defined]
+    closure.release = graph.clear  # type: ignore[attr-defined]  # drop the kept graph
     return closure

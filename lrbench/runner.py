@@ -213,7 +213,7 @@ def make_result(config: RunConfig, problem, status: str, message: str, steps: in
         peak_memory_bytes=peak,
         state_bytes=state_bytes,
         forward=counter.forward,
-        backward=counter.backward,
+        backward=counter.backward + counter.hvp,  # an HVP is recorded as a backward pass, as before
         curves=curves,
         env=env,
         vectorized=vectorized,

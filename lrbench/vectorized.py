@@ -21,8 +21,13 @@ Python at every evaluation cost as much as the steps (``bench/vectorized_seeds.p
 What vectorises (:func:`supports`): problems that declare ``vectorizable = True`` (their
 ``loss`` and ``evaluate`` are tensor code without Python branching on values, ``float()`` or
 ``.item()``, and every per-seed tensor is a parameter or buffer of ``task.model``), and
-optimizers with a ``functional`` classmethod, without a ``schedule``. Everything else runs
-seed by seed.
+optimizers with a ``functional`` classmethod (every built-in key but the wrapped
+learning-rate-free packages), without a ``schedule``. Everything else runs seed by seed.
+
+The optimizer's extra oracle calls (probes, validation gradients, Hessian-vector products)
+are pure functions of the parameters here (``torch.func`` transforms of the problem's loss),
+counted once per batched call, i.e. per seed; a line search runs its loop outside ``vmap``
+(each trial one batched probe) until every seed has accepted.
 
 Accounting: times are the batch's divided by the number of seeds (the cost per run), the
 peak memory is the batch's, optimizer-state bytes are per seed; each result carries
@@ -34,7 +39,7 @@ from __future__ import annotations
 import inspect
 
 import torch
-from torch.func import functional_call, vmap
+from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
 from lrbench.closure import OracleCounter
 from lrbench.env import environment
@@ -64,8 +69,9 @@ def supports(config: RunConfig) -> bool:
         prob, opt = problem_class(config.problem.key), optimizer_class(config.optimizer.key)
     except Exception:  # noqa: BLE001 - unknown keys run (and fail) seed by seed
         return False
+    facts = getattr(opt, "facts", None)
     return (getattr(prob, "vectorizable", False) and callable(getattr(opt, "functional", None))
-            and "schedule" not in config.optimizer.hparams)
+            and (facts is None or facts.vectorizable) and "schedule" not in config.optimizer.hparams)
 
 
 class _Call(torch.nn.Module):
@@ -118,7 +124,8 @@ def run_seeds(configs: list[RunConfig]) -> list[RunResult]:
     for i, (c, curves) in enumerate(zip(configs, rec.curves())):
         status, msg = rec.ended[i] or (("failed", failure) if failure else ("ok", ""))
         steps = rec.steps(i)
-        counter = OracleCounter(forward=steps + rec.probes[steps], backward=steps)
+        f, b, hv = rec.calls[steps]
+        counter = OracleCounter(forward=steps + f, backward=steps + b, hvp=hv)
         results.append(make_result(c, problem, status, msg, steps, curves, times[:steps], peak, rec.state_bytes,
                                    counter, env, vectorized=n))
     return results
@@ -136,7 +143,7 @@ class _Record:
         self.ended_row: list[int | None] = [None] * n  # the evaluation where a seed ended
         self.alive = torch.ones(n, dtype=torch.bool)
         self.last_step = 0
-        self.probes = [0]  # probes[s]: forward probes per seed in steps 1..s
+        self.calls = [(0, 0, 0)]  # calls[s]: extra (forward, backward, hvp) per seed in steps 1..s
         self.state_bytes = 0
         self.losses: torch.Tensor | None = None  # [steps, n]: the batch loss of every step and seed
         self.checked = 0  # evaluations whose divergence test is done
@@ -210,10 +217,12 @@ def _train(configs, problem, device, rec: _Record, clock) -> None:
     keys = [f"model.{k}" for k in names + bnames]
     fopt = _functional(configs[0], task.steps_per_epoch)
     loss_mod, eval_mod = _Call(task.model, task.loss), _Call(task.model, task.evaluate)
+    val_mod = _Call(task.model, task.val_loss) if task.val_loss is not None else None
     n, np_, nb = len(configs), len(names), len(bnames)
     state = vmap(fopt.init)(params)
     flat_state, layout = _pack(state)
-    probes = [0]
+    calls = [0, 0, 0]  # extra forward, backward, hvp of the current step (counted while tracing: per seed)
+    now = [0]  # the step count t the functional step is called with
 
     # Every vmapped function takes and returns flat lists of tensors: vmap flattens its
     # arguments' pytrees on every call, and that Python work dominates a step of a tiny model.
@@ -224,12 +233,31 @@ def _train(configs, problem, device, rec: _Record, clock) -> None:
         ps, grads, loss = flat[:np_], flat[np_:2 * np_], flat[2 * np_]
         bs, st = flat[2 * np_ + 1:2 * np_ + 1 + nb], _unpack(flat[2 * np_ + 1 + nb:], layout)
 
-        def probe(qs):
-            probes[0] += 1  # counted while tracing: once per batched step, i.e. per seed
-            with torch.no_grad():
-                return loss_at([q.detach() for q in qs] + bs, idx)
+        def split_loss(qs, split):
+            if split == "train":
+                return loss_at(list(qs) + bs, idx)
+            if val_mod is None:
+                raise ValueError("this problem supplies no validation batch (closure split='val')")
+            return functional_call(val_mod, dict(zip(keys, list(qs) + bs)), ())
 
-        new, st, lr = fopt.step(ps, grads, loss, st, probe)
+        def f_loss(qs, split="train"):
+            calls[0] += 1
+            with torch.no_grad():
+                return split_loss([q.detach() for q in qs], split)
+
+        def f_grad(qs, split="train"):
+            calls[0] += 1
+            calls[1] += 1
+            gs, value = grad_and_value(lambda q: split_loss(q, split))(list(qs))
+            return value.detach(), [g.detach() for g in gs]
+
+        def f_hvp(qs, vs):
+            calls[2] += 1
+            g_of = lambda q: grad(lambda r: split_loss(r, "train"))(q)  # noqa: E731
+            return [h.detach() for h in jvp(g_of, (list(qs),), (list(vs),))[1]]
+
+        oracle = {"loss": f_loss, "grad": f_grad, "hvp": f_hvp}
+        new, st, lr = fopt.step(ps, grads, loss, st, oracle, now[0])
         packed, new_layout = _pack(st)
         assert new_layout == layout, "a functional step must keep its state's layout"
         return [*new, lr, *packed]
@@ -270,12 +298,13 @@ def _train(configs, problem, device, rec: _Record, clock) -> None:
             break
         idx = None if full_batch else torch.stack([b.next() for b in batches])
         t0 = clock.start()
+        now[0] = step - 1
         params, flat_state, lr, loss = _step(vloss, vupdate, params, buffers, flat_state, idx)
         clock.stop(t0)
         rec.losses[step - 1] = loss
-        rec.probes.append(rec.probes[-1] + probes[0])
+        rec.calls.append(tuple(a + b for a, b in zip(rec.calls[-1], calls)))
         rec.last_step = step
-        probes[0] = 0
+        calls[:] = [0, 0, 0]
         if step % every == 0 or step == steps:
             evaluate(step)
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lrbench.closure import OracleCounter, make_closure
-from lrbench.optimizers._fd import newton_lr_step
-from lrbench.optimizers.fd_first_order import FDFirstOrder, fd_first_order_update
-from lrbench.optimizers.fd_newton import FDNewton, fd_newton_update
+from lrbench.optimizers._fd import lr_update, newton_lr_step
+from lrbench.optimizers.fd_first_order import FDFirstOrder
+from lrbench.optimizers.fd_newton import FDNewton
 from toys import beale, logreg, quadratic
 
 F64 = torch.float64
@@ -84,11 +84,10 @@ def test_newton_clamps_lr_at_delta():
     # losses of f(s) = (s + 1)² around η = 0.1: Newton's target -1 < 0 is clamped to δ (eq. 13)
     eps = 1e-5
     s = 0.1 + eps * torch.arange(-2, 3, dtype=F64)
-    w = [torch.zeros(2, dtype=F64)]
-    _, new_lr, _, applied = fd_newton_update(w, w, torch.tensor(0.1, dtype=F64),
-                                             torch.tensor(0.0, dtype=F64), (s + 1) ** 2, eps,
-                                             delta=1e-6, beta=0.0)
-    assert float(new_lr) == 1e-6 and float(applied) == 0.1
+    lr = torch.tensor(0.1, dtype=F64)
+    new_lr, _ = lr_update(lr, torch.tensor(0.0, dtype=F64), newton_lr_step((s + 1) ** 2, eps, 1e-6),
+                          beta=0.0, delta=1e-6)
+    assert float(new_lr) == 1e-6
 
 
 def test_newton_oracle_cost_and_probe_splits():
@@ -108,21 +107,32 @@ def test_newton_oracle_cost_and_probe_splits():
     assert calls == [(True, "train")] + [(False, "train")] * 5
 
 
-def test_newton_probing_restores_parameters_bit_exactly():
+def test_newton_probes_and_step_start_from_the_saved_weights():
+    # float32, where w - s g + s g != w: the five probes w - (η + jε) g and the step w - η g are
+    # all computed from the untouched w(k), so the probes leave no trace in the step
     torch.manual_seed(0)
     model = torch.nn.Linear(5, 3).to(torch.float32)
     params = list(model.parameters())
     x = torch.randn(16, 5)
     closure = make_closure(lambda: model(x).square().mean(), params)
-    closure()
     before = [p.detach().clone() for p in params]
-    opt = FDNewton(params)
-    probes = [(params, [p.detach().clone() for p in params], [p.grad for p in params],
-               torch.tensor(0.37), 0.013)]
-    with torch.no_grad():  # as inside step()
-        losses = opt._probe_losses(closure, probes, "train")
-    assert losses.shape == (5,) and len(set(losses.tolist())) == 5  # the probes did move
-    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    points, losses = [], []
+
+    def spy(grad=True, split="train", create_graph=False):
+        out = closure(grad=grad, split=split)
+        if not grad:
+            points.append([p.detach().clone() for p in params])
+            losses.append(float(out))
+        return out
+
+    opt = FDNewton(params, lr=0.37, eps=0.013)
+    opt.step(spy)
+    grads = [p.grad for p in params]
+    lr = torch.tensor(0.37)
+    assert len(set(losses)) == 5  # the probes did move
+    for j, point in zip(range(-2, 3), points):
+        assert all(torch.equal(q, b - (lr + j * 0.013) * g) for q, b, g in zip(point, before, grads))
+    assert all(torch.equal(p, b - lr * g) for p, b, g in zip(params, before, grads))
 
 
 def test_newton_middle_probe_is_the_new_loss():
@@ -200,28 +210,6 @@ def test_newton_reduces_logreg(kw):
     assert min(losses) < 0.5 * f0, (f0, min(losses))
 
 
-def test_newton_update_vmap_matches_loop():
-    torch.manual_seed(1)
-    n = 4
-    w = [torch.randn(n, 3, 2, dtype=F64), torch.randn(n, 5, dtype=F64)]
-    g = [torch.randn(n, 3, 2, dtype=F64), torch.randn(n, 5, dtype=F64)]
-    lr = torch.rand(n, dtype=F64)
-    buf = torch.randn(n, dtype=F64)
-    losses = torch.randn(n, 5, dtype=F64)
-    losses[0] = torch.tensor([1.0, 1.0, 1.0, 2.0, 1.0])  # zero denominator in seed 0
-
-    def upd(w, g, lr, buf, losses):
-        return fd_newton_update(w, g, lr, buf, losses, 1e-5, delta=1e-6, beta=0.9)
-
-    batched = torch.func.vmap(upd)(w, g, lr, buf, losses)
-    for i in range(n):
-        one = upd([t[i] for t in w], [t[i] for t in g], lr[i], buf[i], losses[i])
-        for b, o in zip(batched[0], one[0]):
-            assert torch.allclose(b[i], o)
-        for b, o in zip(batched[1:], one[1:]):
-            assert torch.allclose(b[i], o)
-
-
 # ---------------------------------------------------------------- fd_first_order
 
 
@@ -268,6 +256,24 @@ def test_first_order_validation_uses_val_gradient():
     assert (counter.forward, counter.backward) == (4, 4)
 
 
+def test_first_order_validation_with_groups_takes_one_val_gradient_at_w_t():
+    # train ½(a² + b²), val ½((a − 1)² + (b − 1)²), one η per group: a0 = 2, b0 = −1, η0 = 0.25,
+    # α = 0.1; x1 = (1.5, −0.75); the val gradient at x1, (0.5, −1.75), is taken before either
+    # group moves: η_a = 0.25 + 0.1·2·0.5 = 0.35, η_b = 0.25 + 0.1·(−1)(−1.75) = 0.425
+    a = torch.tensor([2.0], dtype=F64, requires_grad=True)
+    b = torch.tensor([-1.0], dtype=F64, requires_grad=True)
+    counter = OracleCounter()
+    closure = make_closure(lambda: 0.5 * (a * a + b * b).sum(), [a, b], counter,
+                           compute_val_loss=lambda: 0.5 * ((a - 1) ** 2 + (b - 1) ** 2).sum())
+    opt = FDFirstOrder([{"params": [a]}, {"params": [b]}], lr=0.25, alpha=0.1, validation=True)
+    run(opt, closure, 2)
+    assert [float(g["lr"]) for g in opt.param_groups] == pytest.approx([0.35, 0.425], rel=1e-12)
+    assert float(a.detach()) == pytest.approx(1.5 - 0.35 * 1.5, rel=1e-12)
+    assert float(b.detach()) == pytest.approx(-0.75 + 0.425 * 0.75, rel=1e-12)
+    assert (counter.forward, counter.backward) == (4, 4)  # one validation gradient per step
+    assert all("val_grad" not in opt.state[p] for p in (a, b))  # kept for the step only
+
+
 def test_first_order_clamps_lr_at_delta():
     # f = ½x², η0 = 3: x1 = -2 x0, g0·g1 = -2 x0² = -2, η1 = 3 - 10·2 < 0 -> δ
     x, closure, _, _ = quadratic(diag=(1.0,), x0=(1.0,))
@@ -290,23 +296,3 @@ def test_first_order_reduces_logreg(kw):
     opt = FDFirstOrder(model.parameters(), lr=0.1, **kw)
     run(opt, closure, 50)
     assert float(closure(grad=False)) < 0.5 * f0
-
-
-def test_first_order_update_vmap_matches_loop():
-    torch.manual_seed(2)
-    n = 4
-    shapes = [(3, 2), (5,)]
-    w, g, gp, gn = ([torch.randn(n, *s, dtype=F64) for s in shapes] for _ in range(4))
-    lr = torch.rand(n, dtype=F64)
-    buf = torch.randn(n, dtype=F64)
-
-    def upd(w, g, gp, gn, lr, buf):
-        return fd_first_order_update(w, g, gp, gn, lr, buf, alpha=0.1, beta=0.9, delta=1e-6)
-
-    batched = torch.func.vmap(upd)(w, g, gp, gn, lr, buf)
-    for i in range(n):
-        one = upd(*([t[i] for t in ts] for ts in (w, g, gp, gn)), lr[i], buf[i])
-        for b, o in zip(batched[0], one[0]):
-            assert torch.allclose(b[i], o)
-        for b, o in zip(batched[1:], one[1:]):
-            assert torch.allclose(b[i], o)

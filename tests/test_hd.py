@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 
 import pytest
 import torch
 
-from lrbench.optimizers._hd import adam_hd_update, sgd_hd_update
 from lrbench.optimizers.adam_hd import AdamHD
 from lrbench.optimizers.sgd_hd import SGDHD
 from toys import logreg, quadratic
@@ -109,6 +107,22 @@ def test_adam_hd_with_zero_beta_is_torch_adam(kw):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
 
 
+def test_adam_hd_with_zero_beta_tracks_torch_adam_in_float32():
+    """One Adam direction for every Adam-based key, computed as torch computes it (bias
+    corrections as Python floats): after 50 float32 steps Adam-HD with β = 0 is within a few
+    float32 rounding units of ``torch.optim.Adam`` (the separate rewrite it replaced was 2.1e-6
+    away)."""
+    model, closure, _ = logreg(n=64, d=5, dtype=torch.float32)
+    ref_model, ref_closure, _ = logreg(n=64, d=5, dtype=torch.float32)
+    opt = AdamHD(model.parameters(), lr=0.05, hypergrad_lr=0.0)
+    ref = torch.optim.Adam(ref_model.parameters(), lr=0.05)
+    for _ in range(50):
+        opt.step(closure)
+        ref.step(ref_closure)
+    worst = max((p - q).abs().max().item() for p, q in zip(model.parameters(), ref_model.parameters()))
+    assert worst <= 6e-7, worst
+
+
 @pytest.mark.parametrize("cls", [SGDHD, AdamHD])
 def test_clamp_keeps_lr_nonnegative(cls):
     # lr0 = 1.9 overshoots on the x1 axis (x1 -> -0.9 x1 for SGD), so g_t . d_{t-1} < 0 and
@@ -133,69 +147,7 @@ def test_group_lr_is_fresh_tensor_and_state_round_trips():
     assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)
     assert opt.param_groups[0]["lr"] is not lr_obj
     assert float(lr_obj) == 1e-3  # the tensor handed out after step 1 was not mutated
-    assert float(opt.state[x]["t"]) == 2.0
-
-
-def _stack(seqs):
-    return [torch.stack(ts) for ts in zip(*seqs)]
-
-
-@pytest.mark.parametrize("which", ["sgd", "sgd_nesterov", "adam"])
-def test_vmap_over_seeds_matches_separate_calls(which):
-    gen = torch.Generator().manual_seed(0)
-    shapes = [(3, 2), (4,)]
-    n = 4
-
-    def rand(scale=1.0):
-        return [scale * torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
-
-    seeds = []
-    for i in range(n):
-        params, grads, dirs = rand(), rand(), rand()
-        lr = torch.tensor(0.01 * (i + 1), dtype=torch.float64)
-        t = torch.tensor(float(i % 2), dtype=torch.float64)  # seeds 0, 2 at their first step
-        if which == "adam":
-            extra = (rand(), [v.abs() for v in rand()])
-        else:
-            extra = (rand(),)
-        seeds.append((params, grads, dirs, *extra, lr, t))
-
-    if which == "adam":
-        fn = functools.partial(adam_hd_update, hypergrad_lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
-                               weight_decay=0.01, clamp_lr=True)
-    else:
-        fn = functools.partial(sgd_hd_update, hypergrad_lr=0.1, momentum=0.9, dampening=0.1 * (which == "sgd"),
-                               weight_decay=0.01, nesterov=which == "sgd_nesterov", clamp_lr=True)
-
-    separate = [fn(*s) for s in seeds]
-    stacked = [_stack([s[k] for s in seeds]) for k in range(len(seeds[0]) - 2)]
-    stacked += [torch.stack([s[-2] for s in seeds]), torch.stack([s[-1] for s in seeds])]
-    batched = torch.func.vmap(fn)(*stacked)
-    for k, out in enumerate(batched):
-        for i in range(n):
-            if isinstance(out, list):
-                for a, b in zip(out, separate[i][k]):
-                    torch.testing.assert_close(a[i], b, rtol=1e-12, atol=1e-14)
-            else:
-                torch.testing.assert_close(out[i], separate[i][k], rtol=1e-12, atol=1e-14)
-    # the lr actually moved, and differently per seed
-    lrs = batched[-2]
-    assert not torch.allclose(lrs, torch.tensor([0.01, 0.02, 0.03, 0.04], dtype=torch.float64))
-
-
-def test_pure_update_does_not_mutate_inputs():
-    params = [torch.ones(3, dtype=torch.float64)]
-    grads = [torch.full((3,), 2.0, dtype=torch.float64)]
-    dirs = [torch.full((3,), 0.5, dtype=torch.float64)]
-    bufs = [torch.full((3,), 0.25, dtype=torch.float64)]
-    lr, t = torch.tensor(0.1, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)
-    copies = [params[0].clone(), grads[0].clone(), dirs[0].clone(), bufs[0].clone(), lr.clone(), t.clone()]
-    sgd_hd_update(params, grads, dirs, bufs, lr, t, hypergrad_lr=0.1, momentum=0.9, dampening=0.0,
-                  weight_decay=0.1, nesterov=True, clamp_lr=True)
-    adam_hd_update(params, grads, dirs, bufs, [b.abs() for b in bufs], lr, t, hypergrad_lr=0.1, beta1=0.9,
-                   beta2=0.999, eps=1e-8, weight_decay=0.1, clamp_lr=True)
-    for a, b in zip([params[0], grads[0], dirs[0], bufs[0], lr, t], copies):
-        assert torch.equal(a, b)
+    assert opt.state[x]["step"] == 2
 
 
 @pytest.mark.parametrize("cls", [SGDHD, AdamHD])

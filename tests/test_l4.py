@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import pytest
 import torch
 
 from lrbench.closure import make_closure
-from lrbench.optimizers._l4 import l4_adam_update, l4_mom_update
 from lrbench.optimizers.l4_adam import L4Adam
 from lrbench.optimizers.l4_mom import L4Mom
 from toys import beale, logreg, quadratic
@@ -132,47 +130,6 @@ def test_reduces_logistic_regression(cls):
         opt.step(closure)
     f1 = float(closure(grad=False))
     assert math.isfinite(f1) and f1 < 0.6 * f0, (f0, f1)  # measured: 1.099 -> 0.50 (both)
-
-
-HP = dict(alpha=0.15, gamma=0.9, tau=1000.0, gamma0=0.75, eps=1e-12, tau_m=10.0)
-
-
-def _seed_inputs(seed, adam):
-    g = torch.Generator().manual_seed(seed)
-    rnd = lambda s=(): torch.randn(s, generator=g, dtype=torch.float64)  # noqa: E731
-    shapes = [(3,), (2, 2)]
-    params, grads, avgs = [rnd(s) for s in shapes], [rnd(s) for s in shapes], [rnd(s) for s in shapes]
-    sqs = [rnd(s) ** 2 for s in shapes]
-    step = torch.tensor(float([0, 1, 2, 7][seed]), dtype=torch.float64)  # includes the first step
-    l_min, loss = rnd().abs(), rnd().abs() + 1.0
-    if adam:
-        return params, grads, avgs, sqs, step, l_min, loss
-    return params, grads, avgs, step, l_min, loss
-
-
-@pytest.mark.parametrize("adam", [False, True])
-def test_vmap_over_seeds_equals_separate_calls(adam):
-    fn = (functools.partial(l4_adam_update, **HP, tau_s=1000.0, adam_eps=1e-4) if adam
-          else functools.partial(l4_mom_update, **HP))
-    per_seed = [_seed_inputs(s, adam) for s in range(4)]
-    stacked = torch.utils._pytree.tree_map(lambda *xs: torch.stack(xs), *per_seed)
-    batched = torch.func.vmap(fn)(*stacked)
-    for s, inputs in enumerate(per_seed):
-        single = fn(*inputs)
-        for b, o in zip(torch.utils._pytree.tree_leaves(batched), torch.utils._pytree.tree_leaves(single)):
-            torch.testing.assert_close(b[s], o, rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("cls", CLASSES)
-def test_pure_update_does_not_mutate_inputs(cls):
-    inputs = _seed_inputs(1, cls is L4Adam)
-    copies = torch.utils._pytree.tree_map(torch.clone, inputs)
-    if cls is L4Adam:
-        l4_adam_update(*inputs, **HP, tau_s=1000.0, adam_eps=1e-4)
-    else:
-        l4_mom_update(*inputs, **HP)
-    for a, b in zip(torch.utils._pytree.tree_leaves(inputs), torch.utils._pytree.tree_leaves(copies)):
-        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lrbench.closure import make_closure
-from lrbench.optimizers.lqa import LQA, lqa_direction, lqa_step_size, lqa_update
+from lrbench.optimizers.lqa import LQA, lqa_step_size
 from toys import beale, logreg, quadratic
 
 F64 = torch.float64
@@ -185,36 +185,3 @@ def test_state_dict_round_trip_with_momentum():
     opt2.load_state_dict(opt_sd)
     assert _run(opt2, closure2, 3) == ref
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), model2.parameters()))
-
-
-def test_vmap_over_seeds_matches_separate_calls():
-    seeds = []
-    for s in range(4):
-        g = torch.Generator().manual_seed(s)
-        r = lambda *shape: torch.randn(shape, generator=g, dtype=F64)  # noqa: E731
-        loss = r().abs() + 1.0
-        # seed 3 is concave along d (b~ < 0): exercises the fallback inside vmap
-        bend = -0.05 if s == 3 else 0.05
-        seeds.append(dict(params=[r(3, 2), r(2)], grads=[r(3, 2), r(2)], bufs=[r(3, 2), r(2)],
-                          step=torch.tensor(s % 2), loss=loss, minus=loss - 0.1 + bend,
-                          plus=loss + 0.1 + bend, delta0=r().abs() + 0.01))
-    stack = lambda key: torch.stack([sd[key] for sd in seeds])  # noqa: E731
-    stack_list = lambda key: [torch.stack([sd[key][i] for sd in seeds]) for i in range(2)]  # noqa: E731
-
-    def one(params, grads, bufs, step, loss, minus, plus, delta0):
-        d = lqa_direction(grads, bufs, step, 0.9)
-        return lqa_update(params, d, loss, minus, plus, delta0), d
-
-    (new_b, delta_b, next_b), d_b = torch.func.vmap(one)(
-        stack_list("params"), stack_list("grads"), stack_list("bufs"), stack("step"),
-        stack("loss"), stack("minus"), stack("plus"), stack("delta0"))
-    for s, sd in enumerate(seeds):
-        (new, delta, nxt), d = one(sd["params"], sd["grads"], sd["bufs"], sd["step"], sd["loss"],
-                                   sd["minus"], sd["plus"], sd["delta0"])
-        torch.testing.assert_close(delta_b[s], delta)
-        torch.testing.assert_close(next_b[s], nxt)
-        for i in range(2):
-            torch.testing.assert_close(new_b[i][s], new[i])
-            torch.testing.assert_close(d_b[i][s], d[i])
-    assert torch.equal(delta_b[3], seeds[3]["delta0"])  # concave fallback taken: step delta0
-    assert not torch.equal(delta_b[0], seeds[0]["delta0"])

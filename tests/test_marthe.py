@@ -1,4 +1,5 @@
-"""Tests of MARTHE and RTHO (seed 001): tangent system, h_μ, β adaptation, HD limit, vmap."""
+"""Tests of MARTHE and RTHO (seed 001): tangent system, h_μ, β adaptation, HD limit, the
+functional form (vmap, equal to step())."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from lrbench.closure import OracleCounter, make_closure
-from lrbench.optimizers._marthe import PER_PARAM_KEYS, SCALAR_KEYS, marthe_update
+from lrbench.optimizers._marthe import PER_PARAM_KEYS, SCALAR_KEYS
 from lrbench.optimizers.marthe import MARTHE
 from lrbench.optimizers.rtho import RTHO
 from toys import beale, logreg, quadratic
@@ -96,18 +97,27 @@ def test_rtho_by_hand_on_a_diagonal_quadratic():
     assert eta > lr  # RTHO accumulates: the learning rate grew
 
 
+def _t(x):
+    return torch.tensor(x, dtype=torch.float64)
+
+
 def _one_param_state(z, b, *, lr=1.0, hyper_lr=0.01, mu=0.3, c=1.0, d_eta=3.0):
-    t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-    return {"z": [t(z)], "b": [t(b)], "lr": t(lr), "hyper_lr": t(hyper_lr), "mu": t(mu),
-            "c": t(c), "d_eta": t(d_eta)}
+    # b = [B_{t-1}] = −d_{t-1}: the state keeps the direction d_{t-1} ("dir")
+    return {"z": [_t(z)], "dir": [-_t(b)], "lr": _t(lr), "hyper_lr": _t(hyper_lr), "mu": _t(mu),
+            "c": _t(c), "d_eta": _t(d_eta)}
 
 
 def _update(state, e, **kw):
-    t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-    opts = dict(dynamics="sgd", beta=0.1, adapt_beta=True, mu=None, momentum=0.9, beta1=0.9,
-                beta2=0.999, eps=1e-8)
+    """One SGD-MARTHE step of the functional form from w = (5, 7) with g = (1, 2),
+    H Z = (0.5, 0.25) and ∇E = ``e``."""
+    opts = dict(dynamics="sgd", beta=0.1, adapt_beta=True, mu=None)
     opts.update(kw)
-    return marthe_update([t([5.0, 7.0])], [t([1.0, 2.0])], [t([0.5, 0.25])], [t(e)], state, **opts)
+    f = MARTHE.functional(**opts)
+    params, hz = [_t([5.0, 7.0])], [_t([0.5, 0.25])]
+    st = f.init(params)
+    st.update({k: v for k, v in state.items() if k in st})
+    oracle = {"hvp": lambda ps, vs: hz, "grad": lambda ps, split="train": (_t(0.0), [_t(e)])}
+    return f.step(params, [_t([1.0, 2.0])], _t(0.0), st, oracle, 1)
 
 
 def test_h_mu_beta_and_eta_by_hand():
@@ -122,7 +132,7 @@ def test_h_mu_beta_and_eta_by_hand():
     assert float(lr) == pytest.approx(0.69)
     mu = math.sqrt(0.5)
     assert new["z"][0].tolist() == pytest.approx([mu * (1 - 0.69 * 0.5) - 1, mu * (0 - 0.69 * 0.25) - 2])
-    assert new["b"][0].tolist() == pytest.approx([-1.0, -2.0])
+    assert new["dir"][0].tolist() == pytest.approx([1.0, 2.0])  # d_t = g_t, [B_t] = −d_t
     assert new_w[0].tolist() == pytest.approx([5 - 0.69, 7 - 0.69 * 2])
 
 
@@ -160,26 +170,26 @@ def test_validation_objective_and_oracle_cost():
     lr, beta = 0.1, 0.5
     opt = MARTHE([x], lr=lr, beta=beta, adapt_beta=False, mu=0.0)
     opt.step(closure)
-    assert (counter.forward, counter.backward) == (2, 3)  # train + val, and the HVP
+    assert (counter.forward, counter.backward, counter.hvp) == (2, 2, 1)  # train + val, and the HVP
     x1 = torch.tensor([1.0, -1.0], dtype=torch.float64) * (1 - lr * d)
     g0 = d * torch.tensor([1.0, -1.0], dtype=torch.float64)
     opt.step(closure)
     assert float(opt.param_groups[0]["lr"]) == pytest.approx(lr + beta * float(g0 @ (x1 - a)))
-    assert (counter.forward, counter.backward) == (4, 6)
+    assert (counter.forward, counter.backward, counter.hvp) == (4, 4, 2)
     # objective="train" makes no validation pass
     y, closure2, counter2, _ = quadratic()
     MARTHE([y], objective="train").step(closure2)
-    assert (counter2.forward, counter2.backward) == (1, 2)
+    assert (counter2.forward, counter2.backward, counter2.hvp) == (1, 1, 1)
 
 
 def _random_state(dynamics, shapes, gen):
     r = lambda s: torch.randn(s, generator=gen, dtype=torch.float64)  # noqa: E731
     st = {k: [r(s) for s in shapes] for k in PER_PARAM_KEYS[dynamics]}
     if dynamics == "adam":
-        st["v"] = [x.abs() for x in st["v"]]
+        st["exp_avg_sq"] = [x.abs() for x in st["exp_avg_sq"]]
     scal = {"lr": 0.1 + 0.01 * r(()).abs(), "hyper_lr": 0.01 * r(()), "mu": r(()).abs().clamp(max=1),
-            "c": r(()).abs(), "d_eta": r(()), "t": torch.tensor(3.0, dtype=torch.float64)}
-    st.update({k: scal[k] for k in SCALAR_KEYS[dynamics]})
+            "c": r(()).abs(), "d_eta": r(())}
+    st.update({k: scal[k] for k in SCALAR_KEYS})
     return st
 
 
@@ -190,17 +200,66 @@ def test_vmap_over_seeds_equals_separate_calls(dynamics):
     r = lambda s: torch.randn(s, generator=gen, dtype=torch.float64)  # noqa: E731
     seeds = [([r(s) for s in shapes], [r(s) for s in shapes], [r(s) for s in shapes], [r(s) for s in shapes],
               _random_state(dynamics, shapes, gen)) for _ in range(4)]
-    hp = dict(dynamics=dynamics, beta=0.05, adapt_beta=True, mu=None, momentum=0.9, beta1=0.9,
-              beta2=0.999, eps=1e-8)
+    f = MARTHE.functional(beta=0.05, dynamics=dynamics)
+    assert set(f.init([torch.zeros(s, dtype=torch.float64) for s in shapes])) == set(seeds[0][4])
+
+    def one(params, grads, hvps, e_grads, state):
+        oracle = {"hvp": lambda ps, vs: hvps, "grad": lambda ps, split="train": (_t(0.0), e_grads)}
+        return f.step(params, grads, _t(0.0), state, oracle, 3)
+
     stacked = torch.utils._pytree.tree_map(lambda *xs: torch.stack(xs), *seeds)
-    batched = torch.func.vmap(lambda *a: marthe_update(*a, **hp))(*stacked)
+    batched = torch.func.vmap(one)(*stacked)
     for i, args in enumerate(seeds):
-        single = marthe_update(*args, **hp)
+        single = one(*args)
         flat_b, _ = torch.utils._pytree.tree_flatten(batched)
         flat_s, _ = torch.utils._pytree.tree_flatten(single)
         assert len(flat_b) == len(flat_s)
         for b, s in zip(flat_b, flat_s):
             torch.testing.assert_close(b[i], s)
+
+
+def _pure_logreg():
+    """A logistic regression as a pure function of its parameters, ``loss(ps, split)``."""
+    g = torch.Generator().manual_seed(3)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    x, xv, w_true = r(30, 4), r(30, 4), r(4, 3)
+    y, yv = (x @ w_true).argmax(1), (xv @ w_true).argmax(1)
+
+    def loss(ps, split="train"):
+        xs, ys = (x, y) if split == "train" else (xv, yv)
+        return torch.nn.functional.cross_entropy(xs @ ps[0] + ps[1], ys)
+
+    return loss, [0.3 * r(4, 3), 0.3 * r(3)]
+
+
+@pytest.mark.parametrize("objective", ["val", "train"])
+@pytest.mark.parametrize("dynamics,mu", [("sgd", None), ("sgd", 0.5), ("sgdm", None), ("adam", None), ("adam", 1.0)])
+def test_functional_equals_step(dynamics, mu, objective):
+    # the pure driver (functional(), with a pure oracle as the vectorised runner's) follows step()
+    loss, start = _pure_logreg()
+
+    def grad(ps, split="train"):
+        qs = [p.detach().requires_grad_() for p in ps]
+        with torch.enable_grad():
+            value = loss(qs, split)
+            return value.detach(), list(torch.autograd.grad(value, qs))
+
+    def hvp(ps, vs):
+        return list(torch.autograd.functional.hvp(lambda *qs: loss(list(qs)), tuple(ps), tuple(vs))[1])
+
+    hp = dict(lr=0.05, beta=1e-2, mu=mu, objective=objective, dynamics=dynamics)
+    params = [p.clone().requires_grad_() for p in start]
+    closure = make_closure(lambda: loss(params), params, compute_val_loss=lambda: loss(params, "val"))
+    opt, fun = MARTHE(params, **hp), MARTHE.functional(**hp)
+    ps, st = [p.clone() for p in start], fun.init(start)
+    oracle = {"loss": lambda qs, split="train": loss(qs, split), "grad": grad, "hvp": hvp}
+    for t in range(8):
+        opt.step(closure)
+        value, grads = grad(ps)
+        ps, st, lr = fun.step(ps, grads, value, st, oracle, t)
+        torch.testing.assert_close(_flat(ps), _flat([p.detach() for p in params]), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(lr, opt.param_groups[0]["lr"], rtol=1e-12, atol=0.0)
+    assert float(lr) != hp["lr"]  # η moved
 
 
 def _bukin(x0=(-5.0, 2.0), eps=1e-3):

@@ -205,7 +205,7 @@ def test_naive_probe_restores_parameters_and_grads_bit_exactly():
     w0 = [p.detach().clone() for p in params]
     st = [opt.state[p] for p in params]
     alpha, step = st[0]["alpha"], st[0]["step"]
-    bufs = [s["momentum_buffer"] for s in st]
+    bufs = [s["momentum_buffer"].clone() for s in st]  # the step updates the buffers in place
     probe_grads = []
 
     def closure2(grad=True, **kw):
@@ -223,50 +223,6 @@ def test_naive_probe_restores_parameters_and_grads_bit_exactly():
     ref = tlr_naive_update(w0, probe_grads[0], bufs, [torch.zeros_like(w) for w in w0], alpha, step,
                            probe_grads[1], eta=1e-4, momentum=0.8, weight_decay=1e-2, window=1)
     assert all(torch.equal(p.detach(), r) for p, r in zip(params, ref.params))
-
-
-# ---------------------------------------------------------------- vmap over seeds
-
-def _stack(xs):
-    return [torch.stack(z) for z in zip(*xs)]
-
-
-@pytest.mark.parametrize("kind", ["tlr", "tlr_pl", "tlr_naive"])
-def test_vmap_matches_separate_runs(kind):
-    gen = torch.Generator().manual_seed(1)
-    shapes = [(3, 2), (2,)]
-
-    def rand():
-        return [torch.randn(s, generator=gen, dtype=D) for s in shapes]
-
-    seeds = []
-    for i in range(4):  # window 2, steps 0..3: both update and non-update steps are covered
-        alpha = torch.rand((), generator=gen, dtype=D) + 0.05
-        seeds.append(dict(w=rand(), g=rand(), b=rand(), acc=rand(), prev=rand(), probe=rand(),
-                          alpha=[alpha, alpha * 2] if kind == "tlr_pl" else alpha,
-                          step=torch.tensor(i)))
-    hp = dict(momentum=0.8, weight_decay=5e-4, window=2)
-
-    def one(w, g, b, acc, prev, probe, alpha, step):
-        if kind == "tlr":
-            return tlr_update(w, g, b, acc, prev, alpha, step, c=0.25, **hp)
-        if kind == "tlr_pl":
-            return tlr_pl_update(w, g, b, acc, prev, alpha, step, c=0.25, **hp)
-        return tlr_naive_update(w, g, b, acc, alpha, step, probe, eta=0.1, **hp)
-
-    keys = ["w", "g", "b", "acc", "prev", "probe", "alpha", "step"]
-    batched = [_stack([s[k] for s in seeds]) if isinstance(seeds[0][k], list)
-               else torch.stack([s[k] for s in seeds]) for k in keys]
-    vout = torch.func.vmap(one)(*batched)
-    for i, s in enumerate(seeds):
-        ref = one(*(s[k] for k in keys))
-        for field, a, r in zip(ref._fields, vout, ref):
-            a_list, r_list = (a, r) if isinstance(r, list) else ([a], [r])
-            for x, y in zip(a_list, r_list):
-                assert torch.allclose(x[i], y, rtol=1e-12, atol=1e-14), (kind, field, i)
-    alpha_changed = [vout.lr[i].item() != (seeds[i]["alpha"][0] + seeds[i]["alpha"][1]).item() / 2
-                     if kind == "tlr_pl" else vout.lr[i].item() != seeds[i]["alpha"].item() for i in range(4)]
-    assert alpha_changed == [False, True, False, True]
 
 
 # ---------------------------------------------------------------- contract

@@ -46,7 +46,7 @@ def test_functional_step_matches_the_optimizer_class(key, hparams):
     fopt = optimizer_class(key).functional(**hparams)
     fparams = [p.clone() for p in init]
     state = fopt.init(fparams)
-    for _ in range(10):
+    for t in range(10):
         def closure():
             for p in params:
                 p.grad = None
@@ -58,7 +58,7 @@ def test_functional_step_matches_the_optimizer_class(key, hparams):
         q = [p.clone().requires_grad_(True) for p in fparams]
         loss = loss_of(*q)
         grads = torch.autograd.grad(loss, q)
-        fparams, state, lr = fopt.step(fparams, list(grads), loss.detach(), state, None)
+        fparams, state, lr = fopt.step(fparams, list(grads), loss.detach(), state, None, t)
         for a, b in zip(params, fparams):
             torch.testing.assert_close(a.detach(), b, rtol=1e-12, atol=1e-12)
         assert float(lr) == pytest.approx(float(opt.param_groups[0]["lr"]), rel=1e-12)
@@ -145,7 +145,8 @@ def test_seeds_diverging_at_different_evaluations_end_where_they_would_alone(mon
 def test_sweep_batches_supported_settings_only(tmp_path):
     quad = _configs("plugins:Quadratic", "adam", {"lr": 0.1}, (0, 1, 2), 5, 5)
     scheduled = _configs("plugins:Quadratic", "sgd", {"lr": 0.1, "schedule": "sgdr"}, (0, 1), 5, 5)
-    assert not supports(scheduled[0]) and not supports(_configs("beale", "l4_adam", {}, (0,), 5, 5)[0])
+    assert not supports(scheduled[0]) and not supports(_configs("beale", "dog", {}, (0,), 5, 5)[0])
+    assert all(supports(_configs("beale", k, {}, (0,), 5, 5)[0]) for k in ("l4_adam", "sls", "marthe", "tlr_naive"))
     with Store(tmp_path / "r.sqlite") as store:
         sweep(quad + scheduled, store)
         sweep(_configs("plugins:Quadratic", "adam", {"lr": 0.2}, (0, 1), 5, 5), store, vectorize=False)

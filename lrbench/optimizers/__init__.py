@@ -1,4 +1,11 @@
-"""Built-in optimizers. Importing this package registers each of them."""
+"""Built-in optimizers. Importing this package registers each of them.
+
+New methods: subclass :class:`Method` with a step-size rule over one of the ``directions``
+(README, "Adding a method"); :class:`Facts` and :class:`Cost` declare what a step costs.
+"""
+
+from lrbench.optimizers import _directions as directions
+from lrbench.optimizers._core import Cost, Facts, Method
 
 from lrbench.optimizers.adam import Adam
 from lrbench.optimizers.adagrad import Adagrad
@@ -32,6 +39,7 @@ from lrbench.optimizers.tlr_naive import TLRNaive
 from lrbench.optimizers.tlr_pl import TLRPerLayer
 
 __all__ = [
+    "Cost", "Facts", "Method", "directions",
     "Adagrad", "Adam", "AdamHD", "AdamW", "DAdaptAdam", "DAdaptSGD", "DoG", "FDFirstOrder", "FDNewton", "L4Adam", "L4Mom", "LQA", "MARTHE",
     "Momentum", "Nesterov", "Prodigy", "RMSprop", "RTHO", "SGD", "SGDExp", "SGDHD", "SFAdamW", "SFSGD", "SGDR", "SGDStep", "SLS", "SPS", "TLR",
     "TLRNaive", "TLRPerLayer",

@@ -1,25 +1,20 @@
 """Shared math of seed 000, "learning the learning rate" by finite differences.
 
 Both methods of the paper run SGD, ``w(t+1) = w(t) - η(t) g(t)``, and adapt the scalar η
-through the one-step loss along the gradient, ``f(η) = L(w(t) - η g(t))`` (eq. 1–2).
-These functions are pure (no in-place mutation, no Python branching on tensor values),
-so ``torch.func.vmap`` can run them over stacked seeds.
+through the one-step loss along the gradient, ``f(η) = L(w(t) - η g(t))`` (eq. 1–2). The
+first-order method (``fd_first_order``) is the hypergradient rule of
+:mod:`lrbench.optimizers._hd`; the second-order method (``fd_newton``) uses the pure scalar
+functions below, which ``torch.func.vmap`` can run over stacked seeds (no in-place mutation,
+no Python branching on tensor values).
 """
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import torch
 from torch import Tensor
 
 #: Offsets, in units of ε, of the five probes f(η−2ε), f(η−ε), f(η), f(η+ε), f(η+2ε) (§4.1).
 PROBE_OFFSETS = (-2, -1, 0, 1, 2)
-
-
-def sgd_step(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Tensor | float) -> list[Tensor]:
-    """``w - lr * g`` for every tensor: the weight update and the probe points of f (eq. 2)."""
-    return [p - lr * g for p, g in zip(params, grads)]
 
 
 def lr_update(lr: Tensor, lr_buf: Tensor, lr_step: Tensor, *, beta: float,

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from lrbench.optimizers._core import Facts, one_pass
+
 INSTALL_HINT = "pip install 'lrbench[lrfree]'"
 
 
@@ -38,11 +40,18 @@ def base_class(module: str, name: str, key: str) -> type:
     return Unavailable
 
 
+#: The wrapped packages' updates are their own in-place code (with host-side reads of their
+#: estimates), so they run solo: writing a pure copy would no longer be the package's method.
+SOLO = Facts(one_pass, vectorizable=False)
+
+
 class DTimesLR:
     """Mixin for D-Adaptation-style methods: the applied step is d·lr, with d the estimate
     the step used (the packages update ``group["d"]`` at the end of ``step``)."""
 
-    def step(self, closure):
+    facts = SOLO
+
+    def step(self, closure=None):
         d_used = [float(group["d"]) for group in self.param_groups]
         loss = super().step(closure)  # type: ignore[misc]
         for group, d in zip(self.param_groups, d_used):
@@ -53,11 +62,13 @@ class DTimesLR:
 class ScheduledLR:
     """Mixin for Schedule-Free methods: the applied step is the warmed-up ``scheduled_lr``."""
 
-    def step(self, closure):
+    facts = SOLO
+
+    def step(self, closure=None):
         loss = super().step(closure)  # type: ignore[misc]
         for group in self.param_groups:
             group["effective_lr"] = float(group["scheduled_lr"])
         return loss
 
 
-__all__ = ["INSTALL_HINT", "base_class", "DTimesLR", "ScheduledLR"]
+__all__ = ["INSTALL_HINT", "SOLO", "base_class", "DTimesLR", "ScheduledLR"]

@@ -14,10 +14,15 @@ the optimizer base class.
 ``b/n`` (batch size over training-set size) is ``1 / n_batches``, the number of steps per
 epoch; both optimizers take it as ``steps_per_epoch`` (None: 1, i.e. full batch).
 
-The functions below take lists of tensors and 0-d tensors, never mutate their inputs and
-never branch in Python on tensor values, so ``torch.func.vmap`` maps them over seeds. The
-only data-dependent Python control flow of either method is SLS's backtracking loop, whose
-trip count is the number of loss probes (see :class:`lrbench.optimizers.sls.SLS`).
+Both rules (:func:`sps_rule`, :func:`sls_rule`) are written once for the two drivers of
+:mod:`lrbench.optimizers._core` (``step()`` in place, ``functional()`` out of place for
+``torch.func.vmap``). Both papers compute one scalar η from the one batch loss and the norm of
+the full gradient, so both declare ``lr_scope="global"``: all parameter groups share η and the
+hyper-parameters (``lr`` included). The shared η is a 0-d tensor ``"eta"`` of the unit,
+started at ``lr`` in the parameters' dtype. The scalar helpers below take 0-d tensors and the
+list helpers lists of tensors; none mutates its inputs or branches in Python on tensor values.
+The only data-dependent loop, SLS's backtracking, goes through :meth:`Oracle.search
+<lrbench.optimizers._core.Oracle>`, which each driver implements.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from __future__ import annotations
 import torch
 
 from lrbench.optimizers import _validate as v
+from lrbench.optimizers._core import Cost, Facts, Ops, Oracle, one_pass
 
 __all__ = ["sgd_step", "grad_sq_norm", "smoothed_bound", "sls_reset", "armijo_gap", "armijo_holds",
-           "sps_step_size", "sps_update", "SharedStepSizeBase", "validate_steps_per_epoch"]
+           "sps_step_size", "sps_update", "sps_rule", "sls_rule", "eta_state", "n_batches",
+           "SPS_FACTS", "SLS_FACTS", "validate_steps_per_epoch"]
 
 
 def sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], eta: torch.Tensor) -> list[torch.Tensor]:
@@ -110,54 +117,76 @@ def validate_steps_per_epoch(steps_per_epoch) -> None:
         v.positive_int("steps_per_epoch", steps_per_epoch)
 
 
-class SharedStepSizeBase(torch.optim.Optimizer):
-    """Plumbing shared by SLS and SPS: one step size η for the whole parameter vector.
+# --------------------------------------------------------------------------- the rules
 
-    Both papers compute one scalar η from the one batch loss and the norm of the full gradient,
-    so all parameter groups share η and the hyper-parameters: a group that sets a
-    hyper-parameter (``lr`` included) to a value other than the optimizer's raises
-    ``ValueError``. The shared η lives as a 0-d tensor under ``"eta"`` in ``self.state`` of the
-    first parameter of the first group (created from ``lr`` at the first step, in that
-    parameter's dtype). Parameters whose ``grad`` is ``None`` after the closure are left
-    untouched and do not enter ``‖g‖²``. After ``step()``, ``group["lr"]`` is the η applied
-    (a 0-d tensor); before the first step it is the initial ``lr``.
+
+def _sls_cost(h: dict, t: int) -> Cost:
+    """1 forward + 1 backward for the gradient, then k >= 1 trial forwards (a line search)."""
+    return Cost(1, 1, 0, search=True)
+
+
+#: SPS: the loss value, one η for all parameters, 1 forward + 1 backward.
+SPS_FACTS = Facts(cost=one_pass, needs_loss=True, lr_scope="global")
+#: SLS: the loss value and trial losses (probes), one η for all parameters.
+SLS_FACTS = Facts(cost=_sls_cost, needs_loss=True, probes=True, lr_scope="global")
+
+
+def eta_state(h: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The unit's η_prev, a 0-d tensor of the parameters' dtype started at ``h["lr"]``."""
+    return {"eta": torch.tensor(float(h["lr"]), dtype=like.dtype, device=like.device)}
+
+
+def n_batches(h: dict) -> int:
+    """``n/b`` from ``steps_per_epoch`` (None: 1, full batch)."""
+    return 1 if h["steps_per_epoch"] is None else h["steps_per_epoch"]
+
+
+def sps_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.Tensor, oracle: Oracle):
+    """One SPS step: η from :func:`sps_step_size` with ‖g‖² over all tensors, w ← w − η g.
+
+    Returns:
+        ``(params, state, η)``; the state's ``eta`` is the η_prev of the next step.
     """
+    eta_prev = state["eta"]
+    # ‖g‖² as Σ (g·g).sum() and w − (η g) (multiply, then subtract), as sps_update computes them:
+    # SPS amplifies a last-bit change of η by ~1e7 within 50 steps on a small net, so ops.dot
+    # (vdot) and a fused add would not reproduce the reference trajectories. Both cost one
+    # temporary the size of one tensor (‖g‖²) or of g (the step).
+    grad_sq = grad_sq_norm(grads).to(eta_prev.dtype)
+    eta, eta_next = sps_step_size(loss.to(eta_prev.dtype), grad_sq, eta_prev, c=h["c"], f_star=h["f_star"],
+                                  gamma=h["gamma"], n_batches=n_batches(h))
+    params = ops.add_(params, ops.scale(grads, eta), -1.0)
+    return params, {**state, "eta": eta_next}, eta
 
-    _name = "optimizer"
 
-    def add_param_group(self, param_group: dict) -> None:
-        for key, value in param_group.items():
-            if key in self.defaults and value != self.defaults[key]:
-                raise ValueError(f"invalid {key}: {value!r} ({self._name} uses one step size for all "
-                                 "parameters, so per-group hyper-parameters are not supported)")
-        super().add_param_group(param_group)
+def sls_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.Tensor, oracle: Oracle):
+    """One SLS step: reset η, backtrack η ← β_b η until the Armijo condition holds on the
+    batch (at most ``max_backtracks + 1`` trials, the last one kept when none passes), then
+    w ← w − η g.
 
-    def _hp(self) -> dict:
-        return self.param_groups[0]
+    Each trial point ``w − η g`` is computed from a saved copy of the start ``w`` (in place the
+    probes move the live parameters; the copy is the one parameter-sized buffer of the
+    search), and the final parameters are computed from it again, as :func:`sgd_step` does
+    (``η g`` first, then the subtraction; one temporary), so they are exactly ``w − η g`` for
+    the accepted η whatever the failed probes did. The probes themselves are at
+    ``w + (−η) g`` as the oracle computes it (one fused kernel), which may differ from it in
+    the last bit.
 
-    def _n_batches(self) -> int:
-        n = self._hp()["steps_per_epoch"]
-        return 1 if n is None else n
-
-    def _gather(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        if not params:
-            raise ValueError(f"{self._name}: no parameter has a gradient after closure()")
-        return params, [p.grad for p in params]
-
-    def _shared(self) -> dict:
-        p0 = self.param_groups[0]["params"][0]
-        st = self.state[p0]
-        if "eta" not in st:
-            st["eta"] = torch.tensor(float(self._hp()["lr"]), dtype=p0.dtype, device=p0.device)
-        return st
-
-    def _set_lr(self, eta: torch.Tensor) -> None:
-        for g in self.param_groups:
-            g["lr"] = eta.detach().clone()
-
-    def _loss(self, closure) -> torch.Tensor:
-        if closure is None:
-            raise ValueError(f"{self._name} needs the loss value: call step(closure)")
-        with torch.enable_grad():
-            return closure().detach()
+    Returns:
+        ``(params, state, η)``; the state's ``eta`` is the accepted η (the next reset's η_prev).
+    """
+    eta0 = sls_reset(state["eta"], gamma=h["gamma"], n_batches=n_batches(h), eta_max=h["eta_max"])
+    f = loss.to(eta0.dtype)
+    grad_sq = ops.dot(grads, grads).to(eta0.dtype)
+    start = [p.detach().clone() for p in params] if ops.inplace else list(params)
+    c, beta_b = h["c"], h["beta_b"]
+    eta = oracle.search(
+        eta0,
+        lambda eta: oracle.loss_at(start, grads, -eta),
+        lambda eta, trial_loss: armijo_holds(f, trial_loss.to(eta.dtype), eta, grad_sq, c),
+        lambda eta: eta * beta_b,
+        h["max_backtracks"] + 1)
+    # w − (η g) as sgd_step computes it (a multiply, then a subtraction): bit-exact whatever the
+    # failed probes did; the probes' addcmul may differ from it in the last bit (a fused multiply-add)
+    params = ops.add_(ops.set_(params, start), ops.scale(grads, eta), -1.0)
+    return params, {**state, "eta": eta}, eta

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from lrbench.optimizers import _validate as v
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._constant import constant_step
 from lrbench.optimizers.sgd import SGD
 from lrbench.schedules import schedule_fn
 
@@ -21,6 +22,7 @@ class ScheduledSGD(SGD):
     """SGD (heavy-ball momentum, as ``torch.optim.SGD``) whose LR follows ``schedule_name``."""
 
     schedule_name: ClassVar[str]
+    options: ClassVar[tuple[str, ...]]  # the schedule's own hyper-parameters
 
     def __init__(self, params, *, lr: float, momentum: float, weight_decay: float,
                  steps_per_epoch: int | None, total_steps: int | None, options: dict[str, Any]):
@@ -35,15 +37,24 @@ class ScheduledSGD(SGD):
             group.setdefault("initial_lr", group["lr"])
             for key, value in extra.items():
                 group.setdefault(key, value)
-        self._options = tuple(options)
 
-    def multiplier(self, group: dict, step: int) -> float:
+    @classmethod
+    def multiplier(cls, group: dict, step: int) -> float:
         """The schedule's multiplier of ``initial_lr`` at ``step`` (steps taken before)."""
-        fn = schedule_fn(self.schedule_name)
+        fn = schedule_fn(cls.schedule_name)
         return fn(step, steps_per_epoch=group["steps_per_epoch"] or 1,
-                  total_steps=group["total_steps"] or _NO_BUDGET, **{k: group[k] for k in self._options})
+                  total_steps=group["total_steps"] or _NO_BUDGET, **{k: group[k] for k in cls.options})
 
-    def step(self, closure):
+    @classmethod
+    def update(cls, ops, h, t, params, grads, state, loss, oracle):
+        """The scheduled step: η = ``initial_lr`` × multiplier(t), then torch.optim.SGD's step."""
+        lr = h["initial_lr"] * cls.multiplier(h, t)
+        d, _, state, _ = _directions.sgd(ops, t, params, grads, state, momentum=h["momentum"],
+                                         dampening=h["dampening"], nesterov=h["nesterov"],
+                                         weight_decay=h["weight_decay"])
+        return constant_step(ops, params, d, lr), state, lr
+
+    def step(self, closure=None):
         """Set each group's LR from the schedule, then take one SGD step."""
         state = self.state[self.param_groups[0]["params"][0]]
         t = int(state.get("schedule_step", 0))

@@ -6,7 +6,9 @@ Appendix D.2) share the SGD extension of Section 4, implemented here once:
 * Every step moves the weights along the SGD direction with momentum and coupled L2 weight decay,
   ``d_k = mu * d_{k-1} + g_k + lambda * w_k`` and ``w_{k+1} = w_k - alpha * d_k`` (Appendix D: "all
   SGD-based optimizers ... use weight decay and momentum 5e-4 and 0.8 ... also the proposed
-  sgd_tlr and sgd_tlr_pl"; ``d_{-1} = 0``, so the first step is ``torch.optim.SGD``'s).
+  sgd_tlr and sgd_tlr_pl"; ``d_{-1} = 0``, so the first step is ``torch.optim.SGD``'s). This is
+  ``torch.optim.SGD``'s heavy-ball direction with dampening 0
+  (:func:`lrbench.optimizers._directions.sgd`; its buffer ``momentum_buffer`` is ``d_{k-1}``).
 * The gradient the learning-rate rule sees is accumulated over a window of ``pN`` steps (eq. 10,
   ``N`` = steps per epoch, ``p`` = 1/3) and alpha is updated once per window, at the window's last
   step, before that step's weight update (Algorithm 2 lines 5-6 order). With ``N`` unknown
@@ -32,8 +34,15 @@ Choices where the paper is ambiguous (each applies to all three keys):
 * Window length ``pN`` is rounded to the nearest integer, at least 1.
 * One alpha per parameter group for ``tlr``/``tlr_naive`` (the paper has a single group).
 
-Every update function here is pure (no in-place updates of its inputs, no Python branching on tensor
-values), so ``torch.func.vmap`` can run one update over a batch of independent runs.
+Mechanics: each rule (:func:`tlr_step`, :func:`tlr_pl_step`, :func:`tlr_naive_step`) is the
+``update`` of a :class:`lrbench.optimizers._core.Method`, written once for the in-place and the
+pure driver. Whether a step closes a window depends only on the step count ``t`` (a Python int),
+so the Newton factor, the probe and the window reset run only on the steps that close a window.
+The window sum is accumulated in place; at a window's end it is divided in place into ``G_t``,
+which becomes ``grad_prev``, and the old ``grad_prev`` buffer, zeroed, becomes the next window's
+sum (no copy; ``tlr_naive``, which keeps no ``G_{t-1}``, zeroes the sum itself after its probe).
+:func:`tlr_update`, :func:`tlr_pl_update` and :func:`tlr_naive_update` apply one step of a
+rule to given tensors without changing them (reference values for the tests).
 """
 
 from __future__ import annotations
@@ -43,44 +52,37 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from lrbench.optimizers import _validate as v
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._core import INPLACE, Cost, Ops, Oracle
 
 __all__ = [
     "TLRResult",
     "TLRNaiveResult",
+    "validate",
     "window_length",
-    "sgd_directions",
+    "closes_window",
     "newton_factor",
+    "tlr_step",
+    "tlr_pl_step",
+    "tlr_naive_step",
+    "naive_cost",
+    "alpha_state",
     "tlr_update",
     "tlr_pl_update",
-    "naive_lookahead",
     "tlr_naive_update",
 ]
 
 Tensors = Sequence[Tensor]
 
 
-class TLRResult(NamedTuple):
-    """Output of :func:`tlr_update` / :func:`tlr_pl_update` (new parameters and state)."""
-
-    params: list[Tensor]
-    momentum_buffers: list[Tensor]
-    grad_acc: list[Tensor]  # sum of directions in the current (unfinished) window
-    grad_prev: list[Tensor]  # mean direction of the last finished window, G_{t-1}
-    alpha: Tensor | list[Tensor]  # 0-d (tlr) or one 0-d tensor per parameter tensor (tlr_pl)
-    step: Tensor  # steps taken so far (int64)
-    lr: Tensor  # step size applied in this step (tlr_pl: mean of the per-tensor alphas)
-
-
-class TLRNaiveResult(NamedTuple):
-    """Output of :func:`tlr_naive_update`."""
-
-    params: list[Tensor]
-    momentum_buffers: list[Tensor]
-    grad_acc: list[Tensor]
-    alpha: Tensor
-    step: Tensor
-    lr: Tensor
+def validate(lr, momentum, weight_decay, p, steps_per_epoch) -> None:
+    """The checks shared by the three keys."""
+    v.positive("lr", lr)
+    v.in_range("momentum", momentum, 0.0, 1.0, hi_open=True)
+    v.nonneg("weight_decay", weight_decay)
+    v.positive("p", p)
+    if steps_per_epoch is not None:
+        v.positive_int("steps_per_epoch", steps_per_epoch)
 
 
 def window_length(p: float, steps_per_epoch: int | None) -> int:
@@ -90,15 +92,9 @@ def window_length(p: float, steps_per_epoch: int | None) -> int:
     return max(1, round(p * steps_per_epoch))
 
 
-def sgd_directions(params: Tensors, grads: Tensors, bufs: Tensors, momentum: float,
-                   weight_decay: float) -> list[Tensor]:
-    """Heavy-ball direction with coupled L2: ``d = mu * buf + g + lambda * w`` (``torch.optim.SGD``)."""
-    return [momentum * b + g + weight_decay * w for w, g, b in zip(params, grads, bufs)]
-
-
-def _dot(a: Tensors, b: Tensors) -> Tensor:
-    """Inner product of two lists of tensors, summed over all of them (0-d)."""
-    return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
+def closes_window(h: dict, t: int) -> bool:
+    """Step ``t`` (0-based) is the last of a window: alpha is updated in it."""
+    return (t + 1) % window_length(h["p"], h["steps_per_epoch"]) == 0
 
 
 def newton_factor(ip: Tensor, sq: Tensor, c: float) -> Tensor:
@@ -115,6 +111,7 @@ def newton_factor(ip: Tensor, sq: Tensor, c: float) -> Tensor:
     denominator is ``4 (sq + |ip|) > 4 |ip|``, so the factor is above ``3/4``: alpha never
     shrinks by 25% or more. The denominator is never negative and is zero only when
     ``G_t = 0``; the factor is then 1 (no information, no change) instead of ``0/0``.
+    Element-wise, so ``tlr_pl`` evaluates all its tensors' factors at once.
     """
     den = torch.maximum(4.0 * (sq - ip), ip / c)
     ok = den > 0
@@ -122,120 +119,205 @@ def newton_factor(ip: Tensor, sq: Tensor, c: float) -> Tensor:
     return 1.0 + torch.where(ok, ratio, torch.zeros_like(ratio))
 
 
-def _window(params: Tensors, grads: Tensors, bufs: Tensors, acc: Tensors, step: Tensor, *,
-            momentum: float, weight_decay: float, window: int):
-    """Directions of this step, the window mean ``G_t``, the reset accumulator, update flag."""
-    dirs = sgd_directions(params, grads, bufs, momentum, weight_decay)
-    total = [a + d for a, d in zip(acc, dirs)]
-    update = (step + 1) % window == 0  # this step closes a window of `window` steps
-    mean = [t / window for t in total]
-    new_acc = [torch.where(update, torch.zeros_like(t), t) for t in total]
-    return dirs, mean, new_acc, update
+# --------------------------------------------------------------------------- list helpers
+
+def _div_(ops: Ops, xs, n: int):
+    """x ← x / n (a division, as the window mean was always computed)."""
+    if n == 1:
+        return xs
+    if ops.inplace:
+        torch._foreach_div_(xs, n)
+        return xs
+    return [x / n for x in xs]
 
 
-def tlr_update(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
-               grad_prev: Tensors, alpha: Tensor, step: Tensor, *, momentum: float,
-               weight_decay: float, c: float, window: int) -> TLRResult:
+def _zero_(ops: Ops, xs):
+    """x ← 0 (exact zeros, whatever x held)."""
+    if ops.inplace:
+        torch._foreach_zero_(xs)
+        return xs
+    return [torch.zeros_like(x) for x in xs]
+
+
+def _window(ops: Ops, h: dict, t: int, params, grads, state: dict):
+    """This step's direction ``d`` and the window sum with ``d`` added: ``(d, sum, state)``,
+    the new state holding the sum as ``grad_acc``."""
+    d, _, state, _ = _directions.sgd(ops, t, params, grads, state, momentum=h["momentum"],
+                                     weight_decay=h["weight_decay"])
+    acc = ops.add_(state["grad_acc"], d)
+    return d, acc, {**state, "grad_acc": acc}
+
+
+def _close(ops: Ops, state: dict, acc, window: int):
+    """At a window's end: the sum becomes the mean ``G_t``; returns it and the previous mean."""
+    return _div_(ops, acc, window), state["grad_prev"]
+
+
+# --------------------------------------------------------------------------- the three rules
+
+def tlr_step(ops: Ops, h: dict, t: int, params, grads, state: dict, *, window: int):
     """One step of efficient GD-TLR (Algorithm 2) with the SGD extension of Section 4.
 
     At the last step of each window: ``alpha <- alpha * newton_factor(<G_t, G_{t-1}>, |G_t|^2, c)``
-    with inner products over all tensors (one global alpha), then ``G_{t-1} <- G_t``. Every step:
-    ``w <- w - alpha * d``.
+    with inner products over all tensors of the unit (one alpha), then ``G_{t-1} <- G_t``. Every
+    step: ``w <- w - alpha * d``. State: ``momentum_buffer`` (with momentum), ``grad_acc``,
+    ``grad_prev`` per tensor, ``alpha`` (0-d). Returns ``(params, state, alpha)``.
     """
-    dirs, mean, new_acc, update = _window(params, grads, momentum_buffers, grad_acc, step,
-                                          momentum=momentum, weight_decay=weight_decay, window=window)
-    factor = newton_factor(_dot(mean, grad_prev), _dot(mean, mean), c)
-    new_alpha = torch.where(update, alpha * factor, alpha)
-    new_prev = [torch.where(update, m, q) for m, q in zip(mean, grad_prev)]
-    new_params = [w - new_alpha * d for w, d in zip(params, dirs)]
-    return TLRResult(new_params, dirs, new_acc, new_prev, new_alpha, step + 1, new_alpha)
+    d, acc, new = _window(ops, h, t, params, grads, state)
+    alpha = state["alpha"]
+    if (t + 1) % window == 0:
+        mean, prev = _close(ops, state, acc, window)
+        alpha = alpha * newton_factor(ops.dot(mean, prev), ops.dot(mean, mean), h["c"])
+        new["grad_acc"], new["grad_prev"] = _zero_(ops, prev), mean
+    new["alpha"] = alpha
+    return ops.add_(params, d, -alpha), new, alpha
+
+
+def tlr_pl_step(ops: Ops, h: dict, t: int, params, grads, state: dict, *, window: int, fresh: bool):
+    """Per-tensor TLR (Appendix D.2): :func:`tlr_step` with one alpha per parameter tensor,
+    each updated from the inner products of that tensor's own window gradients (eq. 5 per layer).
+
+    ``state["alpha"]`` is one 0-d tensor per parameter tensor; ``fresh`` (the first step) starts
+    them at ``h["lr"]``. A buffer that is not 0-d (one the driver has just created, as zeros like
+    the parameter, for a parameter that got its first gradient later) starts at the initial
+    rate ``h["initial_lr"]``. Returns ``(params, state, lr)`` with ``lr`` the mean of the
+    alphas after the update.
+    """
+    d, acc, new = _window(ops, h, t, params, grads, state)
+    lr0 = h["lr"] if fresh else h.get("initial_lr", h["lr"])
+    alphas = torch.stack([torch.as_tensor(lr0, dtype=a.dtype, device=a.device) if fresh or a.dim() else a
+                          for a in state["alpha"]])
+    if (t + 1) % window == 0:
+        mean, prev = _close(ops, state, acc, window)
+        ip, sq = torch.stack(ops.dots(mean, prev)), torch.stack(ops.dots(mean, mean))
+        alphas = alphas * newton_factor(ip, sq, h["c"])
+        new["grad_acc"], new["grad_prev"] = _zero_(ops, prev), mean
+    new["alpha"] = list(alphas.unbind())
+    neg = (-alphas).unbind()
+    if ops.inplace:  # w <- w - alpha_l d_l, one kernel per tensor
+        torch._foreach_addcmul_(params, d, list(neg))
+    else:
+        params = [torch.addcmul(w, x, a) for w, x, a in zip(params, d, neg)]
+    return params, new, alphas.mean()
+
+
+def tlr_naive_step(ops: Ops, h: dict, t: int, params, grads, state: dict, oracle: Oracle, *, window: int):
+    """One step of naive GD-TLR (Algorithm 1) with the SGD extension of Section 4.
+
+    At the last step of each window, with ``u = w_t - alpha_t G_t`` and the loss gradient at
+    ``u`` from one extra forward-backward pass (``oracle.grad_at``):
+    ``dL_alpha/dalpha = -<grad L(u) + lambda * u, G_t>`` (chain rule on eq. 2; eq. 5 is its
+    single-layer form) and ``alpha <- max(0, alpha - eta * dL_alpha/dalpha)`` (eq. 3). Every
+    step: ``w <- w - alpha * d``. In place the probe moves the parameters to ``u``; they are
+    put back from a copy of ``w_t`` (bit-exactly) before the step. Returns ``(params, state, alpha)``.
+    """
+    d, acc, new = _window(ops, h, t, params, grads, state)
+    alpha = state["alpha"]
+    if (t + 1) % window == 0:
+        mean = _div_(ops, acc, window)
+        base = [p.clone() for p in params] if ops.inplace else params  # w_t, to come back to
+        _, probe = oracle.grad_at(base, mean, -alpha)
+        if h["weight_decay"]:  # in place the parameters are at u now; the pure oracle left them
+            u = params if ops.inplace else ops.add(base, mean, -alpha)
+            probe = ops.add_(probe, u, h["weight_decay"])  # the probe's own gradient list
+        hypergrad = -ops.dot(probe, mean)
+        alpha = torch.clamp(alpha - h["eta"] * hypergrad, min=0.0)
+        new["grad_acc"] = _zero_(ops, acc)
+        params = ops.set_(params, base)
+    new["alpha"] = alpha
+    return ops.add_(params, d, -alpha), new, alpha
+
+
+def naive_cost(h: dict, t: int) -> Cost:
+    """``tlr_naive``: 1 forward + 1 backward, plus the probe's on steps that close a window."""
+    return Cost(2, 2) if closes_window(h, t) else Cost(1, 1)
+
+
+def alpha_state(h: dict, like: Tensor) -> dict:
+    """The unit's alpha (``tlr``, ``tlr_naive``): a 0-d tensor of the parameters' dtype at ``h["lr"]``."""
+    return {"alpha": torch.as_tensor(h["lr"], dtype=like.dtype, device=like.device).clone()}
+
+
+# --------------------------------------------------------------------------- one step on given tensors
+
+class TLRResult(NamedTuple):
+    """Output of :func:`tlr_update` / :func:`tlr_pl_update` (new parameters and state)."""
+
+    params: list[Tensor]
+    momentum_buffers: list[Tensor]
+    grad_acc: list[Tensor]  # sum of directions in the current (unfinished) window
+    grad_prev: list[Tensor]  # mean direction of the last finished window, G_{t-1}
+    alpha: Tensor | list[Tensor]  # 0-d (tlr) or one 0-d tensor per parameter tensor (tlr_pl)
+    step: Tensor  # steps taken so far
+    lr: Tensor  # step size applied in this step (tlr_pl: mean of the per-tensor alphas)
+
+
+class TLRNaiveResult(NamedTuple):
+    """Output of :func:`tlr_naive_update`."""
+
+    params: list[Tensor]
+    momentum_buffers: list[Tensor]
+    grad_acc: list[Tensor]
+    alpha: Tensor
+    step: Tensor
+    lr: Tensor
+
+
+def _copies(xs: Tensors) -> list[Tensor]:
+    return [x.detach().clone() for x in xs]
+
+
+def _given(h: dict, momentum_buffers, grad_acc, **more) -> dict:
+    state = {"grad_acc": _copies(grad_acc), **more}
+    if h["momentum"]:
+        state["momentum_buffer"] = _copies(momentum_buffers)
+    return state
+
+
+class _GivenGradient(Oracle):
+    """An in-place oracle whose probe gradient is given (it moves the parameters as a real one)."""
+
+    def __init__(self, params, grads):
+        self.params, self.grads = params, grads
+
+    def grad_at(self, base, dirs, s, split="train"):
+        INPLACE.add_(INPLACE.set_(self.params, base), dirs, s)
+        return None, _copies(self.grads)
+
+
+def tlr_update(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
+               grad_prev: Tensors, alpha: Tensor, step, *, momentum: float, weight_decay: float,
+               c: float, window: int) -> TLRResult:
+    """:func:`tlr_step` on copies of the given tensors (``step`` = steps taken before; the
+    momentum buffer is ``d_{t-1}``, not used at step 0), with the in-place driver's arithmetic."""
+    h = dict(momentum=momentum, weight_decay=weight_decay, c=c)
+    state = _given(h, momentum_buffers, grad_acc, grad_prev=_copies(grad_prev), alpha=alpha.clone())
+    ps, st, lr = tlr_step(INPLACE, h, int(step), _copies(params), list(grads), state, window=window)
+    return TLRResult(ps, st.get("momentum_buffer", list(momentum_buffers)), st["grad_acc"], st["grad_prev"],
+                     st["alpha"], torch.as_tensor(step) + 1, lr)
 
 
 def tlr_pl_update(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
-                  grad_prev: Tensors, alphas: Tensors, step: Tensor, *, momentum: float,
-                  weight_decay: float, c: float, window: int) -> TLRResult:
-    """Per-tensor TLR (Appendix D.2): :func:`tlr_update` with one alpha per parameter tensor,
-    each updated from the inner products of that tensor's own window gradients (eq. 5 per layer).
-
-    The returned ``lr`` is the mean of the per-tensor alphas after the update.
-    """
-    dirs, mean, new_acc, update = _window(params, grads, momentum_buffers, grad_acc, step,
-                                          momentum=momentum, weight_decay=weight_decay, window=window)
-    new_alphas = [torch.where(update, a * newton_factor((m * q).sum(), (m * m).sum(), c), a)
-                  for a, m, q in zip(alphas, mean, grad_prev)]
-    new_prev = [torch.where(update, m, q) for m, q in zip(mean, grad_prev)]
-    new_params = [w - a * d for w, a, d in zip(params, new_alphas, dirs)]
-    lr = torch.stack(new_alphas).mean()
-    return TLRResult(new_params, dirs, new_acc, new_prev, new_alphas, step + 1, lr)
-
-
-def naive_lookahead(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
-                    alpha: Tensor, *, momentum: float, weight_decay: float, window: int) -> list[Tensor]:
-    """The point ``w_t - alpha_t * G_t`` where naive TLR evaluates the gradient of eq. 2's
-    ``L_alpha`` (Algorithm 1 line 4); only meaningful at the last step of a window."""
-    dirs = sgd_directions(params, grads, momentum_buffers, momentum, weight_decay)
-    return [w - alpha * (a + d) / window for w, a, d in zip(params, grad_acc, dirs)]
+                  grad_prev: Tensors, alphas: Tensors, step, *, momentum: float, weight_decay: float,
+                  c: float, window: int) -> TLRResult:
+    """:func:`tlr_pl_step` on copies of the given tensors (as :func:`tlr_update`)."""
+    h = dict(momentum=momentum, weight_decay=weight_decay, c=c, lr=None)
+    state = _given(h, momentum_buffers, grad_acc, grad_prev=_copies(grad_prev), alpha=_copies(alphas))
+    ps, st, lr = tlr_pl_step(INPLACE, h, int(step), _copies(params), list(grads), state, window=window,
+                             fresh=False)
+    return TLRResult(ps, st.get("momentum_buffer", list(momentum_buffers)), st["grad_acc"], st["grad_prev"],
+                     st["alpha"], torch.as_tensor(step) + 1, lr)
 
 
 def tlr_naive_update(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
-                     alpha: Tensor, step: Tensor, probe_grads: Tensors | None, *, eta: float,
-                     momentum: float, weight_decay: float, window: int) -> TLRNaiveResult:
-    """One step of naive GD-TLR (Algorithm 1) with the SGD extension of Section 4.
-
-    At the last step of each window, with ``u = naive_lookahead(...)`` and ``probe_grads`` the
-    loss gradient at ``u`` (the extra forward-backward pass):
-    ``dL_alpha/dalpha = -<grad L(u) + lambda * u, G_t>`` (chain rule on eq. 2; eq. 5 is its
-    single-layer form) and ``alpha <- max(0, alpha - eta * dL_alpha/dalpha)`` (eq. 3). Every
-    step: ``w <- w - alpha * d``.
-
-    ``probe_grads`` is None on steps that close no window; alpha is then unchanged.
-    """
-    dirs, mean, new_acc, update = _window(params, grads, momentum_buffers, grad_acc, step,
-                                          momentum=momentum, weight_decay=weight_decay, window=window)
-    if probe_grads is None:
-        new_alpha = alpha
-    else:
-        look = [w - alpha * m for w, m in zip(params, mean)]
-        hypergrad = -_dot([h + weight_decay * u for h, u in zip(probe_grads, look)], mean)
-        new_alpha = torch.where(update, torch.clamp(alpha - eta * hypergrad, min=0.0), alpha)
-    new_params = [w - new_alpha * d for w, d in zip(params, dirs)]
-    return TLRNaiveResult(new_params, dirs, new_acc, new_alpha, step + 1, new_alpha)
-
-
-class TLRBase(torch.optim.Optimizer):
-    """Hyper-parameter validation, lazy state and gathering shared by the three TLR optimizers."""
-
-    def __init__(self, params, defaults: dict):
-        v.positive("lr", defaults["lr"])
-        v.in_range("momentum", defaults["momentum"], 0.0, 1.0, hi_open=True)
-        v.nonneg("weight_decay", defaults["weight_decay"])
-        v.positive("p", defaults["p"])
-        if defaults["steps_per_epoch"] is not None:
-            v.positive_int("steps_per_epoch", defaults["steps_per_epoch"])
-        super().__init__(params, defaults)
-
-    def _gather(self, group: dict, per_tensor_alpha: bool = False, keep_prev: bool = True):
-        """Initialise the state on first use; return params, grads, the per-tensor state lists
-        and the group-level state dict (on ``group["params"][0]``)."""
-        params = group["params"]
-        head = self.state[params[0]]
-        if "step" not in head:
-            alpha0 = group["lr"]
-            for p in params:
-                s = self.state[p]
-                for key in ("momentum_buffer", "grad_acc") + (("grad_prev",) if keep_prev else ()):
-                    s[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if per_tensor_alpha:
-                    s["alpha"] = torch.as_tensor(alpha0, dtype=p.dtype, device=p.device).clone()
-            if not per_tensor_alpha:
-                head["alpha"] = torch.as_tensor(alpha0, dtype=params[0].dtype, device=params[0].device).clone()
-            head["step"] = torch.zeros((), dtype=torch.int64, device=params[0].device)
-        head["step"] = head["step"].to(params[0].device)  # load_state_dict leaves "step" where it was saved
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        return params, grads, [self.state[p] for p in params], head
-
-    def _write_back(self, params, states, out) -> None:
-        for p, s, w, b, a in zip(params, states, out.params, out.momentum_buffers, out.grad_acc):
-            p.copy_(w)
-            s["momentum_buffer"] = b
-            s["grad_acc"] = a
+                     alpha: Tensor, step, probe_grads: Tensors | None, *, eta: float, momentum: float,
+                     weight_decay: float, window: int) -> TLRNaiveResult:
+    """:func:`tlr_naive_step` on copies of the given tensors (as :func:`tlr_update`), with
+    ``probe_grads`` the loss gradient at the lookahead point (None on steps that close no window)."""
+    h = dict(momentum=momentum, weight_decay=weight_decay, eta=eta)
+    ps = _copies(params)
+    state = _given(h, momentum_buffers, grad_acc, alpha=alpha.clone())
+    oracle = _GivenGradient(ps, probe_grads)
+    ps, st, lr = tlr_naive_step(INPLACE, h, int(step), ps, list(grads), state, oracle, window=window)
+    return TLRNaiveResult(ps, st.get("momentum_buffer", list(momentum_buffers)), st["grad_acc"], st["alpha"],
+                          torch.as_tensor(step) + 1, lr)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from lrbench.optimizers import _validate as v
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._constant import constant_step
+from lrbench.optimizers._core import TorchBacked
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("adagrad")
-class Adagrad(torch.optim.Adagrad):
+class Adagrad(TorchBacked, torch.optim.Adagrad):
     """AdaGrad exactly as ``torch.optim.Adagrad``: s ← s + g², w ← w − lr·g / (√s + ε).
 
     Oracle cost per step: 1 forward, 1 backward. ``group["lr"]`` holds the base step size;
@@ -31,3 +33,15 @@ class Adagrad(torch.optim.Adagrad):
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, initial_accumulator_value=initial_accumulator_value, eps=eps,
                          weight_decay=weight_decay)
+
+    param_keys = _directions.ADAGRAD_KEYS
+
+    step_counts = True
+
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        """torch.optim.Adagrad's step (no ``lr_decay``: the key does not expose it)."""
+        d, _, state, _ = _directions.adagrad(ops, t, params, grads, state, eps=h["eps"],
+                                             initial_accumulator_value=h["initial_accumulator_value"],
+                                             weight_decay=h["weight_decay"])
+        return constant_step(ops, params, d, h["lr"]), state, h["lr"]

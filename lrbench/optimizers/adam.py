@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._functional import Functional, _constant, adam_update
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._constant import constant_step
+from lrbench.optimizers._core import TorchBacked
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("adam")
-class Adam(torch.optim.Adam):
+class Adam(TorchBacked, torch.optim.Adam):
     """Adam exactly as ``torch.optim.Adam`` (Kingma & Ba 2015, Algorithm 1).
 
     Oracle cost per step: 1 forward, 1 backward. ``group["lr"]`` holds the base step size
@@ -33,19 +34,13 @@ class Adam(torch.optim.Adam):
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
 
-    @classmethod
-    def functional(cls, **hparams) -> Functional:
-        """This optimizer's step as pure functions of one run (:func:`~lrbench.optimizers._functional.adam_update`)."""
-        h = cls([torch.zeros(1, requires_grad=True)], **hparams).param_groups[0]
-        kw = {"lr": h["lr"], "beta1": h["betas"][0], "beta2": h["betas"][1], "eps": h["eps"],
-              "weight_decay": h["weight_decay"]}
+    param_keys = _directions.ADAM_KEYS
 
-        def init(params):  # a step count per parameter, as torch.optim.Adam keeps (same state bytes)
-            return {"t": [torch.zeros((), dtype=p.dtype, device=p.device) for p in params],
-                    "m": [torch.zeros_like(p) for p in params], "v": [torch.zeros_like(p) for p in params]}
+    step_counts = True
 
-        def step(params, grads, loss, state, probe):
-            new, m, v_, t = adam_update(params, grads, state["m"], state["v"], state["t"][0], **kw)
-            return new, {"t": [t] * len(params), "m": m, "v": v_}, _constant(kw["lr"])
-
-        return Functional(init, step)
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        """torch.optim.Adam's step (:func:`~lrbench.optimizers._directions.adam`, constant α)."""
+        d, _, state, _ = _directions.adam(ops, t, params, grads, state, beta1=h["betas"][0], beta2=h["betas"][1],
+                                          eps=h["eps"], weight_decay=h["weight_decay"])
+        return constant_step(ops, params, d, h["lr"]), state, h["lr"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._hd import adam_hd_update
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._core import Method
+from lrbench.optimizers._hd import hd_step, lr_state
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("adam_hd", adapts_lr=True)
-class AdamHD(torch.optim.Optimizer):
+class AdamHD(Method):
     """Adam-HD: Adam (as ``torch.optim.Adam``) whose global step size α follows
     hypergradient descent.
 
@@ -67,6 +70,8 @@ class AdamHD(torch.optim.Optimizer):
         * Parameters whose ``grad`` is None are skipped, as ``torch.optim.Adam`` skips them.
     """
 
+    param_keys = ("dir",) + _directions.ADAM_KEYS
+
     def __init__(self, params, lr: float = 0.01, hypergrad_lr: float = 1e-7, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0, clamp_lr: bool = True):
         v.nonneg("lr", lr)
@@ -77,40 +82,13 @@ class AdamHD(torch.optim.Optimizer):
         v.nonneg("weight_decay", weight_decay)
         if not isinstance(clamp_lr, bool):
             raise ValueError(f"invalid clamp_lr: {clamp_lr!r} (must be a bool)")
-        defaults = dict(lr=lr, hypergrad_lr=hypergrad_lr, beta1=beta1, beta2=beta2, eps=eps,
-                        weight_decay=weight_decay, clamp_lr=clamp_lr)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, hypergrad_lr=hypergrad_lr, beta1=beta1, beta2=beta2, eps=eps,
+                         weight_decay=weight_decay, clamp_lr=clamp_lr)
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One Adam-HD step; returns the training loss at the starting parameters."""
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            first = group["params"][0]
-            gstate = self.state[first]
-            if "lr" not in gstate:
-                gstate["lr"] = torch.tensor(float(group["lr"]), dtype=first.dtype, device=first.device)
-                gstate["t"] = torch.zeros((), dtype=first.dtype, device=first.device)
-            for p in params:
-                st = self.state[p]
-                if "dir" not in st:
-                    st["dir"] = torch.zeros_like(p)
-                    st["exp_avg"] = torch.zeros_like(p)
-                    st["exp_avg_sq"] = torch.zeros_like(p)
-            states = [self.state[p] for p in params]
-            new_params, new_dirs, new_m, new_v, new_lr, new_t = adam_hd_update(
-                params, [p.grad for p in params], [s["dir"] for s in states],
-                [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                gstate["lr"], gstate["t"],
-                hypergrad_lr=group["hypergrad_lr"], beta1=group["beta1"], beta2=group["beta2"],
-                eps=group["eps"], weight_decay=group["weight_decay"], clamp_lr=group["clamp_lr"])
-            for p, s, new_p, d, m, vv in zip(params, states, new_params, new_dirs, new_m, new_v):
-                p.copy_(new_p)
-                s["dir"], s["exp_avg"], s["exp_avg_sq"] = d, m, vv
-            gstate["lr"], gstate["t"] = new_lr, new_t
-            group["lr"] = new_lr.clone()
-        return loss.detach()
+    scalars = staticmethod(lr_state)
+
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        direction = partial(_directions.adam, beta1=h["beta1"], beta2=h["beta2"], eps=h["eps"])
+        return hd_step(ops, h, t, params, grads, state, oracle, direction=direction, hyper_lr=h["hypergrad_lr"],
+                       weight_decay=h["weight_decay"], floor=0.0 if h["clamp_lr"] else None)

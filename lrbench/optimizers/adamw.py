@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from lrbench.optimizers import _validate as v
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._constant import constant_step
+from lrbench.optimizers._core import TorchBacked
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("adamw")
-class AdamW(torch.optim.AdamW):
+class AdamW(TorchBacked, torch.optim.AdamW):
     """AdamW exactly as ``torch.optim.AdamW``: Adam with decoupled weight decay
     w ← w − lr·λ·w applied beside the Adam step (Loshchilov & Hutter 2019, Algorithm 2).
 
@@ -31,3 +33,14 @@ class AdamW(torch.optim.AdamW):
         v.positive("eps", eps)
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+
+    param_keys = _directions.ADAM_KEYS
+
+    step_counts = True
+
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        """torch.optim.AdamW's step: decoupled decay, then Adam's direction with constant α."""
+        d, _, state, _ = _directions.adam(ops, t, params, grads, state, beta1=h["betas"][0], beta2=h["betas"][1],
+                                          eps=h["eps"])
+        return constant_step(ops, params, d, h["lr"], decoupled_decay=h["weight_decay"]), state, h["lr"]

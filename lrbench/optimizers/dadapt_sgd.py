@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._lrfree import base_class
+from lrbench.optimizers._lrfree import SOLO, base_class
 from lrbench.registry import register_optimizer
 
 _Base = base_class("dadaptation", "DAdaptSGD", "dadapt_sgd")
@@ -25,6 +25,8 @@ class DAdaptSGD(_Base):
         momentum: in [0, 1) (default 0, the package's). weight_decay: >= 0 (default 0).
     """
 
+    facts = SOLO
+
     def __init__(self, params, lr: float = 1.0, d0: float = 1e-6, momentum: float = 0.0,
                  weight_decay: float = 0.0):
         v.positive("lr", lr)
@@ -33,7 +35,7 @@ class DAdaptSGD(_Base):
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, d0=d0, momentum=momentum, weight_decay=weight_decay)
 
-    def step(self, closure):
+    def step(self, closure=None):
         d_used = [float(group["d"]) for group in self.param_groups]  # the step uses d before its update
         loss = super().step(closure)
         for group, d in zip(self.param_groups, d_used):

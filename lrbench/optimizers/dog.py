@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._lrfree import base_class
+from lrbench.optimizers._lrfree import SOLO, base_class
 from lrbench.registry import register_optimizer
 
 _Base = base_class("dog", "DoG", "dog")
@@ -27,6 +27,8 @@ class DoG(_Base):
             1 + ‖x₀‖, > 0 (default 1e-6). eps: > 0 (1e-8). weight_decay: >= 0 (0).
     """
 
+    facts = SOLO
+
     def __init__(self, params, lr: float = 1.0, reps_rel: float = 1e-6, eps: float = 1e-8,
                  weight_decay: float = 0.0):
         v.positive("lr", lr)
@@ -35,7 +37,7 @@ class DoG(_Base):
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, reps_rel=reps_rel, eps=eps, weight_decay=weight_decay)
 
-    def step(self, closure):
+    def step(self, closure=None):
         loss = super().step(closure)
         for group in self.param_groups:
             group["effective_lr"] = float(group["eta"][0])

@@ -2,53 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
-from torch import Tensor
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._fd import PROBE_OFFSETS, lr_update, newton_lr_step, sgd_step
+from lrbench.optimizers._core import Cost, Facts, Method
+from lrbench.optimizers._fd import PROBE_OFFSETS, lr_update, newton_lr_step
+from lrbench.optimizers._hd import lr_state
 from lrbench.registry import register_optimizer
 
 
-def fd_newton_update(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Tensor, lr_buf: Tensor,
-                     losses: Tensor, eps: Tensor | float, *, delta: float,
-                     beta: float) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
-    """One step of the second-order method, in the order of operations of §4.1.
-
-    Args:
-        params, grads: the weights w(k) and the gradient g(k) = ∇L(w(k)).
-        lr: η(k), the step size applied in this step (0-d).
-        lr_buf: the LR momentum buffer b(k) (0-d; zero when β = 0).
-        losses: ``[f(η−2ε), f(η−ε), f(η), f(η+ε), f(η+2ε)]`` with f(s) = L(w(k) − s g(k)),
-            probed with the current η(k).
-        eps: the finite-difference step ε.
-        delta: δ of eq. 11–13.
-        beta: LR momentum β of §5.2.
-
-    Returns:
-        ``(new_params, new_lr, new_lr_buf, applied_lr)``: w(k+1) = w(k) − η(k) g(k),
-        η(k+1) = max(η(k) + b(k+1), δ) with b(k+1) = β b(k) + newton_lr_step (eq. 10–13),
-        and the applied step size η(k).
-    """
-    new_params = sgd_step(params, grads, lr)
-    step = newton_lr_step(losses, eps, delta).to(lr.dtype)
-    new_lr, new_buf = lr_update(lr, lr_buf, step, beta=beta, delta=delta)
-    return new_params, new_lr, new_buf, lr
+def _cost(h: dict, t: int) -> Cost:
+    """1 forward + 1 backward for g(k), 5 probe forwards."""
+    return Cost(6, 1)
 
 
 @register_optimizer("fd_newton", adapts_lr=True)
-class FDNewton(torch.optim.Optimizer):
+class FDNewton(Method):
     """SGD whose learning rate follows a finite-difference Newton–Raphson step (seed 000, §3.2).
 
     With f(η) = L(w(k) − η g(k)) the loss after a step of size η along the gradient
     (eq. 1–2), step k does, in the order of §4.1:
 
     1. ``closure()``: g(k) = ∇L(w(k)) and the returned loss L(w(k));
-    2. five probes ``closure(grad=False)`` at w(k) − (η(k) + jε) g(k), j = −2..2, after which the
-       weights are restored bit-exactly;
-    3. w(k+1) = w(k) − η(k) g(k) (so L(k+1) = f(η(k)), the j = 0 probe, bit for bit);
+    2. five probes ``closure(grad=False)`` at w(k) − (η(k) + jε) g(k), j = −2..2, computed from a
+       saved copy of w(k);
+    3. w(k+1) = w(k) − η(k) g(k) from that copy, by the operation of the j = 0 probe (so
+       L(k+1) = f(η(k)), bit for bit);
     4. η(k+1) = η(k) − 2ε (f(η+ε) − f(η−ε)) / (f(η+2ε) + f(η−2ε) − 2f(η)) (eq. 10), with δ added
        to the denominator when it is exactly 0 (eq. 11–12) and η(k+1) = max(η(k+1), δ) (eq. 13).
 
@@ -61,8 +40,10 @@ class FDNewton(torch.optim.Optimizer):
     Oracle cost per step: 6 forward + 1 backward (1 forward + 1 backward for g(k), 5 probe
     forwards; the probes need no backward, although §6.3 of the paper counts five of each).
 
-    ``group["lr"]`` after a step holds η(k), the step size applied to the weights in that step;
-    η(k+1) lives in ``state["lr"]`` of the group's first parameter.
+    ``group["lr"]`` after a step holds η(k), the step size applied to the weights in that step
+    (a 0-d tensor, the same in every group); η(k+1) lives in ``state["lr"]`` of the first
+    group's first parameter, with the LR momentum buffer ``lr_buf``, η(0) (``lr0``) and the step
+    count. No per-parameter state.
 
     Float32 precision. The second difference f(η+2ε) + f(η−2ε) − 2f(η) ≈ 4ε² f''(η) is, at the
     paper's ε = 1e-5, of order 4e-10·f'' while one float32 ulp of f is ≈ 1.2e-7·f, and the probe
@@ -111,13 +92,13 @@ class FDNewton(torch.optim.Optimizer):
 
     Choices where the paper is ambiguous:
 
-    * Several parameter groups: each group keeps its own η_g, the probes move every group at
-      once (w_g − (η_g + jε_g) g_g), and every group gets the same Newton step in units of ε,
-      i.e. a Newton step along the direction (ε_1, …, ε_G) in η-space. With one group (the
-      paper's setting) this is exactly eq. 10.
+    * One η for all parameters: the five probes move every parameter group at once (one line
+      search along the whole gradient), so per-group hyper-parameters (``lr`` included) are
+      refused. With one group this is the paper's eq. 10; a step size η_g per group, all moved
+      by the one Newton step of the shared probes (in units of ε_g), would equal this η at
+      every step, since the groups share η(0) and ε.
     * Parameters whose ``grad`` is None after the closure are skipped (neither probed nor
       updated), as ``torch.optim`` does.
-    * ``validation`` is read from the first group, since the probes are shared by all groups.
     * Newton's step is not safeguarded against negative curvature (denominator < 0) or
       non-finite probe losses: the paper only adds δ when the denominator is exactly 0 and
       clamps η ≥ δ.
@@ -131,57 +112,27 @@ class FDNewton(torch.optim.Optimizer):
         v.in_range("lr_momentum", lr_momentum, 0.0, 1.0, hi_open=True)
         if rel_eps is not None:
             v.in_range("rel_eps", rel_eps, 0.0, 0.5, lo_open=True)
-        super().__init__(params, dict(lr=lr, eps=eps, delta=delta, lr_momentum=lr_momentum,
-                                      validation=bool(validation), rel_eps=rel_eps))
+        super().__init__(params, lr=lr, eps=eps, delta=delta, lr_momentum=lr_momentum,
+                         validation=bool(validation), rel_eps=rel_eps)
 
-    def _group_state(self, group) -> dict:
-        state = self.state[group["params"][0]]
-        if "lr" not in state:
-            p = group["params"][0]
-            state["lr"] = torch.as_tensor(group["lr"], dtype=p.dtype, device=p.device).clone()
-            state["lr_buf"] = torch.zeros((), dtype=p.dtype, device=p.device)
-            state["lr0"] = state["lr"].clone()
-        return state
+    facts = Facts(cost=_cost, probes=True, lr_scope="global")
 
-    def _probe_losses(self, closure, probes, split: str) -> Tensor:
-        """The five losses f(η + jε), j = −2..2, with every weight restored bit-exactly after.
+    @staticmethod
+    def scalars(h: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        lr = lr_state(h, like)["lr"]
+        return {"lr": lr, "lr_buf": torch.zeros_like(lr), "lr0": lr.clone()}
 
-        ``probes`` is a list of ``(params, weights, grads, lr, eps)``, one per group.
-        """
-        losses = []
-        for j in PROBE_OFFSETS:
-            for params, w, g, lr, eps in probes:
-                for p, q in zip(params, sgd_step(w, g, lr + j * eps)):
-                    p.copy_(q)
-            losses.append(closure(grad=False, split=split))
-        for params, w, _, _, _ in probes:
-            for p, q in zip(params, w):
-                p.copy_(q)
-        return torch.stack(losses)
-
-    @torch.no_grad()
-    def step(self, closure):
-        """One step (6 forward + 1 backward); returns the training loss at w(k)."""
-        with torch.enable_grad():
-            loss = closure()
-        work = []  # (group, state, params, weights, grads, eps) for every group with gradients
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                state = self._group_state(group)
-                eps = (group["eps"] if group["rel_eps"] is None
-                       else group["rel_eps"] * torch.maximum(state["lr"], state["lr0"]))
-                work.append((group, state, params, [p.detach().clone() for p in params],
-                             [p.grad for p in params], eps))
-        if not work:
-            return loss
-        # the probes are shared by all groups: they use the first group's split
-        split = "val" if self.param_groups[0]["validation"] else "train"
-        losses = self._probe_losses(closure, [(p, w, g, s["lr"], e) for _, s, p, w, g, e in work], split)
-        for group, state, params, w, g, eps in work:
-            new_w, state["lr"], state["lr_buf"], group["lr"] = fd_newton_update(
-                w, g, state["lr"], state["lr_buf"], losses, eps,
-                delta=group["delta"], beta=group["lr_momentum"])
-            for p, q in zip(params, new_w):
-                p.copy_(q)
-        return loss
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        lr = state["lr"]
+        eps = h["eps"] if h["rel_eps"] is None else h["rel_eps"] * torch.maximum(lr, state["lr0"])
+        split = "val" if h["validation"] else "train"
+        start = [p.clone() for p in params] if ops.inplace else params  # in place the probes move params
+        # each point w − s·g rounded as a product, then a difference (not fused): the second
+        # difference of eq. 10 at ε = 1e-5 resolves the loss to 1e-10 and would see the change
+        losses = torch.stack([oracle.loss_at(start, ops.scale(grads, lr + j * eps), -1.0, split)
+                              for j in PROBE_OFFSETS])
+        params = ops.add_(ops.set_(params, start), ops.scale(grads, lr), -1.0)  # = the j = 0 probe point
+        step = newton_lr_step(losses, eps, h["delta"]).to(lr.dtype)
+        new_lr, new_buf = lr_update(lr, state["lr_buf"], step, beta=h["lr_momentum"], delta=h["delta"])
+        return params, {**state, "lr": new_lr, "lr_buf": new_buf}, lr

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import torch
+from functools import partial
 
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._l4 import L4Base, l4_adam_update, validate_common
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._l4 import L4Base, l4_step, validate_common
 from lrbench.registry import register_optimizer
-
-_STATE = ("exp_avg", "exp_avg_sq")
 
 
 @register_optimizer("l4_adam", adapts_lr=True)
@@ -27,7 +25,13 @@ class L4Adam(L4Base):
     ``group["lr"]`` holds η of the last step (the paper's "effective learning rate", §3.2).
     Since v ≈ sign-like Adam direction, η is not comparable in scale with L4Mom's η.
 
+    The rule is :func:`~lrbench.optimizers._l4.l4_step` with the direction
+    :func:`~lrbench.optimizers._directions.adam` (β1 = 1 - 1/τm, β2 = 1 - 1/τs, ε = adam_eps,
+    no weight decay), run in place by ``step()`` and out of place by ``functional()``.
+
     Oracle cost per step: 1 forward + 1 backward (``closure()``); no probes.
+    State: the moments (``exp_avg``, ``exp_avg_sq``) per parameter; the stored L_min
+    (``l_min``) and the step count in the state of the first parameter (with a gradient).
 
     Defaults (from the paper): α = 0.15 (§2.2), γ = 0.9, τ = 1000, γ0 = 0.75 (§2.4),
     ε = 1e-12 (§2.4), τm = 10, τs = 1000 (§2.5); adam_eps = 1e-4 (see below).
@@ -57,26 +61,19 @@ class L4Adam(L4Base):
         adam_eps: ε > 0 added to sqrt(ŝ) in the Adam direction (default 1e-4).
     """
 
+    param_keys = _directions.ADAM_KEYS
+
     def __init__(self, params, alpha: float = 0.15, gamma: float = 0.9, tau: float = 1000.0,
                  gamma0: float = 0.75, eps: float = 1e-12, tau_m: float = 10.0,
                  tau_s: float = 1000.0, adam_eps: float = 1e-4):
         validate_common(alpha, gamma, tau, gamma0, eps, tau_m)
         v.in_range("tau_s", tau_s, 1.0, float("inf"), hi_open=True)
         v.positive("adam_eps", adam_eps)
-        super().__init__(params, dict(alpha=alpha, gamma=gamma, tau=tau, gamma0=gamma0, eps=eps,
-                                      tau_m=tau_m, tau_s=tau_s, adam_eps=adam_eps))
+        super().__init__(params, alpha=alpha, gamma=gamma, tau=tau, gamma0=gamma0, eps=eps, tau_m=tau_m,
+                         tau_s=tau_s, adam_eps=adam_eps)
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One L4Adam step; ``closure()`` gives the loss and gradients. Returns the loss at the
-        starting parameters."""
-        loss = self._loss(closure)
-        params, grads, (exp_avgs, exp_avg_sqs), shared = self._gather(_STATE)
-        h = self.param_groups[0]
-        new_params, new_avgs, new_sqs, new_step, new_l_min, eta = l4_adam_update(
-            params, grads, exp_avgs, exp_avg_sqs, shared["step"], shared["l_min"],
-            loss.to(shared["l_min"]), alpha=h["alpha"], gamma=h["gamma"], tau=h["tau"],
-            gamma0=h["gamma0"], eps=h["eps"], tau_m=h["tau_m"], tau_s=h["tau_s"],
-            adam_eps=h["adam_eps"])
-        self._finish(params, new_params, _STATE, (new_avgs, new_sqs), shared, new_step, new_l_min, eta)
-        return loss
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        direction = partial(_directions.adam, beta1=1.0 - 1.0 / h["tau_m"], beta2=1.0 - 1.0 / h["tau_s"],
+                            eps=h["adam_eps"])
+        return l4_step(ops, h, t, params, grads, state, loss, direction=direction, g_is_d=False)

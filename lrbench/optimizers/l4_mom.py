@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import torch
+from functools import partial
 
-from lrbench.optimizers._l4 import L4Base, l4_mom_update, validate_common
+from lrbench.optimizers import _directions
+from lrbench.optimizers._l4 import L4Base, l4_step, validate_common
 from lrbench.registry import register_optimizer
-
-_STATE = ("exp_avg",)
 
 
 @register_optimizer("l4_mom", adapts_lr=True)
@@ -25,7 +24,13 @@ class L4Mom(L4Base):
 
     ``group["lr"]`` holds η of the last step (the paper's "effective learning rate", §3.2).
 
+    The rule is :func:`~lrbench.optimizers._l4.l4_step` with the direction
+    :func:`~lrbench.optimizers._directions.ema` (β = 1 - 1/τm), run in place by ``step()``
+    and out of place by ``functional()``.
+
     Oracle cost per step: 1 forward + 1 backward (``closure()``); no probes.
+    State: m (``exp_avg``) per parameter; the stored L_min (``l_min``) and the step count in
+    the state of the first parameter (with a gradient).
 
     Defaults (all from the paper): α = 0.15 (§2.2), γ = 0.9, τ = 1000, γ0 = 0.75 (§2.4),
     ε = 1e-12 (§2.4), τm = 10 (§2.5).
@@ -55,22 +60,14 @@ class L4Mom(L4Base):
         tau_m: momentum timescale τm >= 1 (default 10, i.e. β = 0.9).
     """
 
+    param_keys = _directions.EMA_KEYS
+
     def __init__(self, params, alpha: float = 0.15, gamma: float = 0.9, tau: float = 1000.0,
                  gamma0: float = 0.75, eps: float = 1e-12, tau_m: float = 10.0):
         validate_common(alpha, gamma, tau, gamma0, eps, tau_m)
-        super().__init__(params, dict(alpha=alpha, gamma=gamma, tau=tau, gamma0=gamma0, eps=eps,
-                                      tau_m=tau_m))
+        super().__init__(params, alpha=alpha, gamma=gamma, tau=tau, gamma0=gamma0, eps=eps, tau_m=tau_m)
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One L4Mom step; ``closure()`` gives the loss and gradients. Returns the loss at the
-        starting parameters."""
-        loss = self._loss(closure)
-        params, grads, (exp_avgs,), shared = self._gather(_STATE)
-        h = self.param_groups[0]
-        new_params, new_avgs, new_step, new_l_min, eta = l4_mom_update(
-            params, grads, exp_avgs, shared["step"], shared["l_min"], loss.to(shared["l_min"]),
-            alpha=h["alpha"], gamma=h["gamma"], tau=h["tau"], gamma0=h["gamma0"], eps=h["eps"],
-            tau_m=h["tau_m"])
-        self._finish(params, new_params, _STATE, (new_avgs,), shared, new_step, new_l_min, eta)
-        return loss
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        direction = partial(_directions.ema, beta=1.0 - 1.0 / h["tau_m"])
+        return l4_step(ops, h, t, params, grads, state, loss, direction=direction, g_is_d=True)

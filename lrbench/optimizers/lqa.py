@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from lrbench.optimizers import _validate as v
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._core import Cost, Facts, Method
 from lrbench.registry import register_optimizer
 
-__all__ = ["LQA", "lqa_direction", "lqa_probe_points", "lqa_step_size", "lqa_update"]
+__all__ = ["LQA", "lqa_step_size"]
 
 
-def lqa_direction(grads: list[torch.Tensor], buffers: list[torch.Tensor], step: torch.Tensor,
-                  momentum: float) -> list[torch.Tensor]:
-    """Momentum search direction ``d_t = m*d_{t-1} + (1-m)*g_t``, with ``d_1 = g_1``.
-
-    Args:
-        grads: mini-batch gradients ``g_t``.
-        buffers: the previous directions ``d_{t-1}`` (ignored at the first step).
-        step: number of steps taken so far (0-d tensor); ``step == 0`` selects ``d_1 = g_1``.
-        momentum: ``m`` in (0, 1).
-
-    Returns:
-        The new directions, which are also the new buffers.
-    """
-    return [torch.where(step == 0, g, momentum * b + (1.0 - momentum) * g) for g, b in zip(grads, buffers)]
-
-
-def lqa_probe_points(params: list[torch.Tensor], directions: list[torch.Tensor],
-                     delta0: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The two probe points ``θ - δ0·d`` (eq. 4) and ``θ + δ0·d`` (eq. 5)."""
-    return [p - delta0 * d for p, d in zip(params, directions)], [p + delta0 * d for p, d in zip(params, directions)]
+def _cost(h: dict, t: int) -> Cost:
+    """1 forward + 1 backward for the gradient, 2 probe forwards."""
+    return Cost(3, 1)
 
 
 def lqa_step_size(loss: torch.Tensor, loss_minus: torch.Tensor, loss_plus: torch.Tensor,
@@ -57,21 +41,8 @@ def lqa_step_size(loss: torch.Tensor, loss_minus: torch.Tensor, loss_plus: torch
     return step, next_delta0
 
 
-def lqa_update(params: list[torch.Tensor], directions: list[torch.Tensor], loss: torch.Tensor,
-               loss_minus: torch.Tensor, loss_plus: torch.Tensor,
-               delta0: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """One LQA update ``θ <- θ - δ*·d`` (Algorithm 1) with ``δ*`` from :func:`lqa_step_size`.
-
-    Returns:
-        ``(new_params, step, next_delta0)``: the new parameters, the applied step size and
-        the next step's probe size ``δ0``.
-    """
-    step, next_delta0 = lqa_step_size(loss, loss_minus, loss_plus, delta0)
-    return [p - step * d for p, d in zip(params, directions)], step, next_delta0
-
-
 @register_optimizer("lqa", adapts_lr=True)
-class LQA(torch.optim.Optimizer):
+class LQA(Method):
     """Local quadratic approximation of the loss along the search direction (Zhu et al. 2020).
 
     Its initial step size is ``delta0`` (the first probe size, which is also the first step
@@ -113,13 +84,17 @@ class LQA(torch.optim.Optimizer):
       default ``momentum=0``) or "an estimate that involves rule-based corrections, such as
       that from a momentum-based method" without fixing one. ``momentum > 0`` uses the
       exponential average ``d_t = m·d_{t-1} + (1-m)·g_t``, ``d_1 = g_1``, which keeps ``d``
-      on the scale of ``g`` so ``δ*`` stays comparable to the plain-gradient step size.
+      on the scale of ``g`` so ``δ*`` stays comparable to the plain-gradient step size. It is
+      ``torch.optim.SGD``'s momentum buffer with dampening ``m``
+      (:func:`lrbench.optimizers._directions.sgd`).
     * One ``δ*`` for all parameters, as in the paper (one line search along the whole
       direction, one pair of probes): with several parameter groups the step size is shared,
-      its initial value is the first group's ``delta0``, and it lives in the state of the
-      first group's first parameter. ``momentum`` may differ per group.
+      and it lives in the state of the first group's first parameter (``delta``, the next
+      probe size, with the step count). Per-group hyper-parameters (``momentum`` included)
+      are refused: one line search has one direction rule.
     * Parameters whose ``grad`` is ``None`` after the closure are left out of the step; with
-      momentum, a parameter that first gets a gradient later starts its average there.
+      momentum, a parameter that first gets a gradient after the first step starts its
+      average from 0 (``d = (1-m)·g``).
     * No safeguard on the size of ``δ*`` (none in the paper): a nearly flat finite-difference
       curvature ``b̃ > 0`` can give a very large step. In low precision, ``b̃`` loses digits
       to cancellation once ``δ0·|d|`` is tiny.
@@ -136,47 +111,28 @@ class LQA(torch.optim.Optimizer):
     def __init__(self, params, delta0: float = 0.01, momentum: float = 0.0):
         v.positive("delta0", delta0)
         v.in_range("momentum", momentum, 0.0, 1.0, hi_open=True)
-        super().__init__(params, dict(lr=delta0, delta0=delta0, momentum=momentum))
+        super().__init__(params, lr=delta0, delta0=delta0, momentum=momentum)
 
-    def _probe(self, params, values, closure) -> torch.Tensor:
-        for p, x in zip(params, values):
-            p.copy_(x)
-        return closure(grad=False)
+    facts = Facts(cost=_cost, needs_loss=True, probes=True, lr_scope="global")
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One LQA step; ``closure`` follows :mod:`lrbench.closure`. Returns ``ℓ(θ)``."""
-        with torch.enable_grad():
-            loss = closure()
-        first = self.param_groups[0]["params"][0]
-        st = self.state[first]
-        if "delta" not in st:
-            st["delta"] = torch.tensor(self.param_groups[0]["delta0"], dtype=first.dtype, device=first.device)
-            st["step"] = torch.zeros((), dtype=torch.int64, device=first.device)
-        delta0, count = st["delta"], st["step"]
+    @classmethod
+    def keys_for(cls, h: dict) -> tuple[str, ...]:
+        return _directions.SGD_KEYS if h["momentum"] else ()
 
-        params, directions = [], []
-        for group in self.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in ps]
-            if group["momentum"] > 0:
-                bufs = [self.state[p].get("momentum_buffer", p.grad) for p in ps]
-                grads = lqa_direction(grads, bufs, count, group["momentum"])
-                for p, d in zip(ps, grads):
-                    self.state[p]["momentum_buffer"] = d
-            params += ps
-            directions += grads
+    @staticmethod
+    def scalars(h: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"delta": torch.tensor(float(h["delta0"]), dtype=like.dtype, device=like.device)}
 
-        start = [p.detach().clone() for p in params]
-        minus, plus = lqa_probe_points(start, directions, delta0)
-        loss_minus = self._probe(params, minus, closure)
-        loss_plus = self._probe(params, plus, closure)
-        # computed from the saved copies, so the probes leave no trace in the parameters
-        new_params, applied, st["delta"] = lqa_update(start, directions, loss, loss_minus, loss_plus, delta0)
-        for p, x in zip(params, new_params):
-            p.copy_(x)
-
-        st["step"] = count + 1
-        for group in self.param_groups:
-            group["lr"] = applied.clone()
-        return loss
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        m = h["momentum"]
+        d, _, state, _ = _directions.sgd(ops, t, params, grads, state, momentum=m, dampening=m)
+        delta0 = state["delta"]
+        start = [p.clone() for p in params] if ops.inplace else params  # in place the probes move params
+        step_d = ops.scale(d, delta0)  # δ0·d, then θ ∓ δ0·d: rounded as a product and a sum (not fused)
+        loss_minus = oracle.loss_at(start, step_d, -1.0)  # ℓ(θ − δ0·d), eq. 4
+        loss_plus = oracle.loss_at(start, step_d, 1.0)  # ℓ(θ + δ0·d), eq. 5
+        del step_d
+        step, next_delta0 = lqa_step_size(loss, loss_minus, loss_plus, delta0)
+        params = ops.add_(ops.set_(params, start), ops.scale(d, step), -1.0)  # θ − δ*·d from the untouched θ
+        return params, {**state, "delta": next_delta0}, step

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._marthe import DYNAMICS, OBJECTIVES, PER_PARAM_KEYS, SCALAR_KEYS, marthe_update
+from lrbench.optimizers import _marthe, _validate as v
+from lrbench.optimizers._core import Facts, Method
+from lrbench.optimizers._marthe import DYNAMICS, OBJECTIVES
 from lrbench.registry import register_optimizer
 
 
-def _hvp(graph_grads: list[torch.Tensor], params: list[torch.Tensor], vs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """H v by double backward through gradients built with ``create_graph=True``."""
-    idx = [i for i, g in enumerate(graph_grads) if g.requires_grad]
-    if not idx:  # the loss is linear in the parameters: H = 0
-        return [torch.zeros_like(p) for p in params]
-    hv = torch.autograd.grad([graph_grads[i] for i in idx], params,
-                             grad_outputs=[vs[i] for i in idx], allow_unused=True)
-    return [torch.zeros_like(p) if h is None else h for h, p in zip(hv, params)]
-
-
 @register_optimizer("marthe", adapts_lr=True)
-class MARTHE(torch.optim.Optimizer):
+class MARTHE(Method):
     r"""MARTHE (Donini et al., seed 001, §4 and Algorithm 1): the learning rate follows
     η_t = max(η_{t-1} - β_t Δη_t, 0) (Eq. 5), where Δη_t = Z_t^T ∇E(w_t) (Eq. 11) is a
     discounted sum of hypergradients of increasingly long horizon, kept by the tangent
@@ -28,19 +17,23 @@ class MARTHE(torch.optim.Optimizer):
     Appendix A) and the hyper-learning rate β_t online by β_{t+1} = β_t + β Δη_{t+1} Δη_t
     (§4). μ = 0 gives HD (Baydin et al. 2018), μ = 1 gives RTHO (Franceschi et al. 2017).
     The update and the A_t, B_t of each inner dynamics (SGD, SGD-momentum, Adam) are derived
-    in :mod:`lrbench.optimizers._marthe`; the math is :func:`~lrbench.optimizers._marthe.marthe_update`.
+    in :mod:`lrbench.optimizers._marthe`; the rule is :func:`~lrbench.optimizers._marthe.marthe_step`,
+    the inner dynamics the directions of :mod:`lrbench.optimizers._directions` (``sgd`` without
+    momentum, heavy ball ``sgd``, ``adam``).
 
     Oracle cost per step: ``objective="val"``: 2 forward and 2 backward passes (the
-    training gradient, built with ``create_graph=True``, and the validation gradient) plus
-    one Hessian-vector product H_t Z_t (a backward pass through the backward graph, about
-    the cost of another forward + backward); ``objective="train"``: 1 forward, 1 backward
-    (with graph) and the HVP. The HVP is added to ``closure.counter.backward`` when the
-    closure has a counter, so counted costs are 2 forwards + 3 backwards (val) or
-    1 + 2 (train). Memory: one tangent per parameter (SGD), two (SGD-momentum), three (Adam).
+    training gradient, built with ``closure(create_graph=True)``, and the validation gradient)
+    plus one Hessian-vector product H_t Z_t (``closure.hvp``, a backward pass through the
+    backward graph, about the cost of another forward + backward; counted in
+    ``closure.counter.hvp``); ``objective="train"``: 1 forward, 1 backward (with graph) and the
+    HVP. Memory: per parameter, the tangent Z^w and the dynamics' buffers with their tangents
+    (SGD: none; SGD-momentum: v, Z^v; Adam: m, v, Z^m, Z^v), plus d_{t-1} for the online μ
+    (except with SGD-momentum, where d_{t-1} is the momentum buffer).
     No probes: the parameters are only written by the update.
 
-    ``group["lr"]`` holds η_t, the step size applied in the step (for Adam, the base step
-    size α before the per-coordinate 1/(√v̂ + ε) scaling).
+    ``group["lr"]`` holds η_t, the step size applied in the step (a 0-d tensor; for Adam, the
+    base step size α before the per-coordinate 1/(√v̂ + ε) scaling). The scalars η, β, μ, c
+    and Δη live in the state of the group's first parameter.
 
     Args:
         params: parameters; one parameter group (MARTHE adapts one learning rate).
@@ -88,6 +81,9 @@ class MARTHE(torch.optim.Optimizer):
         * ``objective="train"``: ∇E(w_t) is the training gradient on the batch of step t.
     """
 
+    facts = Facts(cost=_marthe.cost, one_group=True, floor=_marthe.floor)
+    hvp_key = "z"  # the step asks for H_t Z^w_t: the closure is called with create_graph=True
+
     def __init__(self, params, lr: float = 0.01, beta: float = 1e-6, beta0: float = 0.0,
                  adapt_beta: bool = True, mu: float | None = None, objective: str = "val",
                  dynamics: str = "sgd", momentum: float = 0.9, beta1: float = 0.9,
@@ -105,10 +101,9 @@ class MARTHE(torch.optim.Optimizer):
         v.in_range("beta1", beta1, 0.0, 1.0, hi_open=True)
         v.in_range("beta2", beta2, 0.0, 1.0, hi_open=True)
         v.positive("eps", eps)
-        defaults = dict(lr=lr, beta=beta, beta0=beta0, adapt_beta=bool(adapt_beta), mu=mu,
-                        objective=objective, dynamics=dynamics, momentum=momentum,
-                        beta1=beta1, beta2=beta2, eps=eps)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, beta=beta, beta0=beta0, adapt_beta=bool(adapt_beta), mu=mu,
+                         objective=objective, dynamics=dynamics, momentum=momentum,
+                         beta1=beta1, beta2=beta2, eps=eps)
         if len(self.param_groups) != 1:
             raise ValueError(f"invalid params: {type(self).__name__} adapts one learning rate, "
                              f"so it takes one parameter group (got {len(self.param_groups)})")
@@ -119,62 +114,10 @@ class MARTHE(torch.optim.Optimizer):
         refuses such a method on a problem without a validation batch."""
         return any(g["objective"] == "val" for g in self.param_groups)
 
-    def _init_state(self, group: dict) -> None:
-        params = group["params"]
-        for p in params:
-            for key in PER_PARAM_KEYS[group["dynamics"]]:
-                self.state[p][key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        p0 = params[0]
-        scalar = lambda x: torch.tensor(x, dtype=p0.dtype, device=p0.device)  # noqa: E731
-        first = self.state[p0]
-        first["lr"] = scalar(group["lr"])
-        first["hyper_lr"] = scalar(group["beta0"] if group["adapt_beta"] else group["beta"])
-        first["mu"] = scalar(0.0 if group["mu"] is None else group["mu"])
-        first["c"] = scalar(0.0)
-        first["d_eta"] = scalar(0.0)
-        if group["dynamics"] == "adam":
-            first["t"] = scalar(0.0)
+    scalars = staticmethod(_marthe.scalars)
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One MARTHE step; ``closure`` follows :mod:`lrbench.closure` (``create_graph`` and,
-        for ``objective="val"``, ``split="val"``). Returns the training loss at w_t."""
-        group = self.param_groups[0]
-        params = group["params"]
-        dyn = group["dynamics"]
-        if "z" not in self.state[params[0]]:
-            self._init_state(group)
-        per_param = {k: [self.state[p][k] for p in params] for k in PER_PARAM_KEYS[dyn]}
-        scalars = {k: self.state[params[0]][k] for k in SCALAR_KEYS[dyn]}
+    @classmethod
+    def keys_for(cls, h: dict) -> tuple[str, ...]:
+        return _marthe.state_keys(h)
 
-        with torch.enable_grad():
-            loss = closure(create_graph=True)
-            graph_grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-            hvps = _hvp(graph_grads, params, per_param["z"])
-        counter = getattr(closure, "counter", None)
-        if counter is not None:
-            counter.backward += 1  # the Hessian-vector product
-        grads = [g.detach() for g in graph_grads]
-        del graph_grads
-        if group["objective"] == "val":
-            with torch.enable_grad():
-                closure(split="val")
-            e_grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in params]
-        else:
-            e_grads = grads
-        for p, g in zip(params, grads):  # leave the training gradient, without its graph
-            p.grad = g
-
-        new_params, new_state, lr = marthe_update(
-            params, grads, hvps, e_grads, {**per_param, **scalars},
-            dynamics=dyn, beta=group["beta"], adapt_beta=group["adapt_beta"], mu=group["mu"],
-            momentum=group["momentum"], beta1=group["beta1"], beta2=group["beta2"], eps=group["eps"])
-
-        for i, p in enumerate(params):
-            p.copy_(new_params[i])
-            for k in PER_PARAM_KEYS[dyn]:
-                self.state[p][k] = new_state[k][i]
-        for k in SCALAR_KEYS[dyn]:
-            self.state[params[0]][k] = new_state[k]
-        group["lr"] = lr.clone()
-        return loss
+    update = staticmethod(_marthe.marthe_step)

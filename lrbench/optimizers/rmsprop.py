@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from lrbench.optimizers import _validate as v
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._constant import constant_step
+from lrbench.optimizers._core import TorchBacked
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("rmsprop")
-class RMSprop(torch.optim.RMSprop):
+class RMSprop(TorchBacked, torch.optim.RMSprop):
     """RMSProp exactly as ``torch.optim.RMSprop``: s ← ρ s + (1 − ρ) g², w ← w − lr·g / (√s + ε).
 
     Oracle cost per step: 1 forward, 1 backward. ``group["lr"]`` holds the base step size.
@@ -31,3 +33,16 @@ class RMSprop(torch.optim.RMSprop):
         v.in_range("momentum", momentum, 0.0, 1.0, hi_open=True)
         v.nonneg("weight_decay", weight_decay)
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay)
+
+    @classmethod
+    def keys_for(cls, h: dict) -> tuple[str, ...]:
+        return _directions.RMSPROP_KEYS if h["momentum"] else _directions.RMSPROP_KEYS[:1]
+
+    step_counts = True
+
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        """torch.optim.RMSprop's step (not centred: the key does not expose it)."""
+        d, _, state, _ = _directions.rmsprop(ops, t, params, grads, state, alpha=h["alpha"], eps=h["eps"],
+                                             momentum=h["momentum"], weight_decay=h["weight_decay"])
+        return constant_step(ops, params, d, h["lr"]), state, h["lr"]

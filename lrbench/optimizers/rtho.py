@@ -18,8 +18,9 @@ class RTHO(MARTHE):
 
     Oracle cost per step: as MARTHE: ``objective="val"``: 2 forward, 2 backward passes
     (training gradient with graph + validation gradient) and one Hessian-vector product
-    (counted as one more backward in ``closure.counter``); ``objective="train"``: 1 forward,
-    1 backward and the HVP.
+    (``closure.hvp``, counted in ``closure.counter.hvp``); ``objective="train"``: 1 forward,
+    1 backward and the HVP. With the fixed μ = 1 no copy of d_{t-1} is kept (it only feeds
+    MARTHE's h_μ).
 
     Args:
         params: parameters; one parameter group.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._functional import Functional, _constant, sgd_update
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._constant import constant_step
+from lrbench.optimizers._core import TorchBacked
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("sgd")
-class SGD(torch.optim.SGD):
+class SGD(TorchBacked, torch.optim.SGD):
     """Plain SGD: ``w <- w - lr * (g + weight_decay * w)``, optionally with heavy-ball
     or Nesterov momentum, exactly as ``torch.optim.SGD``.
 
@@ -35,22 +36,13 @@ class SGD(torch.optim.SGD):
                          weight_decay=weight_decay, nesterov=nesterov)
 
     @classmethod
-    def functional(cls, **hparams) -> Functional:
-        """This optimizer's step as pure functions of one run (:func:`~lrbench.optimizers._functional.sgd_update`);
-        ``momentum`` and ``nesterov`` inherit it with their own defaults."""
-        h = cls([torch.zeros(1, requires_grad=True)], **hparams).param_groups[0]
-        kw = {k: h[k] for k in ("lr", "momentum", "dampening", "weight_decay", "nesterov")}
+    def keys_for(cls, h: dict) -> tuple[str, ...]:
+        return _directions.SGD_KEYS if h["momentum"] else ()
 
-        def init(params):  # plain SGD keeps no state, as torch.optim.SGD
-            if not kw["momentum"]:
-                return {}
-            return {"t": torch.zeros((), dtype=params[0].dtype, device=params[0].device),
-                    "bufs": [torch.zeros_like(p) for p in params]}
-
-        def step(params, grads, loss, state, probe):
-            if not kw["momentum"]:
-                return sgd_update(params, grads, [], None, **kw)[0], state, _constant(kw["lr"])
-            new, bufs = sgd_update(params, grads, state["bufs"], state["t"], **kw)
-            return new, {"t": state["t"] + 1, "bufs": bufs}, _constant(kw["lr"])
-
-        return Functional(init, step)
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        """torch.optim.SGD's step (:func:`~lrbench.optimizers._directions.sgd`, constant η)."""
+        d, _, state, _ = _directions.sgd(ops, t, params, grads, state, momentum=h["momentum"],
+                                         dampening=h["dampening"], nesterov=h["nesterov"],
+                                         weight_decay=h["weight_decay"])
+        return constant_step(ops, params, d, h["lr"]), state, h["lr"]

@@ -23,6 +23,7 @@ class SGDExp(ScheduledSGD):
     """
 
     schedule_name = "exponential"
+    options = ("gamma",)
 
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
                  gamma: float = 0.99, steps_per_epoch: int | None = None, total_steps: int | None = None):

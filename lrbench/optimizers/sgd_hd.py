@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._functional import Functional
-from lrbench.optimizers._hd import sgd_hd_update
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._core import Method
+from lrbench.optimizers._hd import hd_step, lr_state
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("sgd_hd", adapts_lr=True)
-class SGDHD(torch.optim.Optimizer):
+class SGDHD(Method):
     """SGD-HD: SGD (optionally heavy-ball or Nesterov momentum, as ``torch.optim.SGD``)
     whose global learning rate follows hypergradient descent.
 
@@ -30,7 +32,8 @@ class SGDHD(torch.optim.Optimizer):
 
     Oracle cost per step: 1 forward, 1 backward (the hypergradient reuses the gradient).
     State: η and the step count per group (in the state of the group's first parameter);
-    d_{t-1} per parameter, plus the momentum buffer when μ > 0. After ``step()``
+    the momentum buffer per parameter when μ > 0, which is d_{t-1} for heavy ball; d_{t-1}
+    itself (``dir``) without momentum or with Nesterov's. After ``step()``
     ``group["lr"]`` is η_t, the step size applied in that step (a 0-d tensor).
 
     Args:
@@ -76,63 +79,25 @@ class SGDHD(torch.optim.Optimizer):
             raise ValueError("invalid nesterov: Nesterov momentum needs momentum > 0 and dampening = 0")
         if not isinstance(clamp_lr, bool):
             raise ValueError(f"invalid clamp_lr: {clamp_lr!r} (must be a bool)")
-        defaults = dict(lr=lr, hypergrad_lr=hypergrad_lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, clamp_lr=clamp_lr)
-        super().__init__(params, defaults)
+        super().__init__(params, lr=lr, hypergrad_lr=hypergrad_lr, momentum=momentum, dampening=dampening,
+                         weight_decay=weight_decay, nesterov=nesterov, clamp_lr=clamp_lr)
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One SGD-HD step; returns the training loss at the starting parameters."""
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            first = group["params"][0]
-            gstate = self.state[first]
-            if "lr" not in gstate:
-                gstate["lr"] = torch.tensor(float(group["lr"]), dtype=first.dtype, device=first.device)
-                gstate["t"] = torch.zeros((), dtype=first.dtype, device=first.device)
-            momentum = group["momentum"]
-            for p in params:
-                st = self.state[p]
-                if "dir" not in st:
-                    st["dir"] = torch.zeros_like(p)
-                    if momentum:
-                        st["momentum_buffer"] = torch.zeros_like(p)
-            states = [self.state[p] for p in params]
-            new_params, new_dirs, new_bufs, new_lr, new_t = sgd_hd_update(
-                params, [p.grad for p in params], [s["dir"] for s in states],
-                [s["momentum_buffer"] for s in states] if momentum else [],
-                gstate["lr"], gstate["t"],
-                hypergrad_lr=group["hypergrad_lr"], momentum=momentum, dampening=group["dampening"],
-                weight_decay=group["weight_decay"], nesterov=group["nesterov"], clamp_lr=group["clamp_lr"])
-            for p, s, new_p, d in zip(params, states, new_params, new_dirs):
-                p.copy_(new_p)
-                s["dir"] = d
-            for s, b in zip(states, new_bufs):
-                s["momentum_buffer"] = b
-            gstate["lr"], gstate["t"] = new_lr, new_t
-            group["lr"] = new_lr.clone()
-        return loss.detach()
+    @staticmethod
+    def _heavy_ball(h: dict) -> bool:
+        return bool(h["momentum"]) and not h["nesterov"]
 
     @classmethod
-    def functional(cls, **hparams) -> Functional:
-        """This optimizer's step as pure functions of one run (one parameter group), for the
-        vectorised runner: :func:`~lrbench.optimizers._hd.sgd_hd_update`."""
-        h = dict(cls([torch.zeros(1, requires_grad=True)], **hparams).param_groups[0])
-        lr0 = h.pop("lr")
-        kw = {k: h[k] for k in ("hypergrad_lr", "momentum", "dampening", "weight_decay", "nesterov", "clamp_lr")}
+    def keys_for(cls, h: dict) -> tuple[str, ...]:
+        if not h["momentum"]:
+            return ("dir",)
+        return _directions.SGD_KEYS if cls._heavy_ball(h) else ("dir",) + _directions.SGD_KEYS
 
-        def init(params):
-            z = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
-            return {"t": z, "lr": z + lr0, "dirs": [torch.zeros_like(p) for p in params],
-                    "bufs": [torch.zeros_like(p) for p in params] if kw["momentum"] else []}
+    scalars = staticmethod(lr_state)
 
-        def step(params, grads, loss, state, probe):
-            new, dirs, bufs, lr, t = sgd_hd_update(params, grads, state["dirs"], state["bufs"], state["lr"],
-                                                   state["t"], **kw)
-            return new, {"t": t, "lr": lr, "dirs": dirs, "bufs": bufs}, lr
-
-        return Functional(init, step)
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        direction = partial(_directions.sgd, momentum=h["momentum"], dampening=h["dampening"],
+                            nesterov=h["nesterov"])
+        return hd_step(ops, h, t, params, grads, state, oracle, direction=direction, hyper_lr=h["hypergrad_lr"],
+                       weight_decay=h["weight_decay"], floor=0.0 if h["clamp_lr"] else None,
+                       prev="momentum_buffer" if SGDHD._heavy_ball(h) else "dir")

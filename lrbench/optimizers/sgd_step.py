@@ -32,6 +32,7 @@ class SGDStep(ScheduledSGD):
     """
 
     schedule_name = "multistep"
+    options = ("gamma", "every_epochs")
 
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
                  gamma: float = 0.1, every_epochs: float = 0.0, steps_per_epoch: int | None = None,
@@ -42,7 +43,8 @@ class SGDStep(ScheduledSGD):
                          steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                          options=dict(gamma=gamma, every_epochs=every_epochs))
 
-    def multiplier(self, group: dict, step: int) -> float:
+    @classmethod
+    def multiplier(cls, group: dict, step: int) -> float:
         spe = group["steps_per_epoch"] or 1
         if group["every_epochs"] > 0:
             return staircase(step, steps_per_epoch=spe, total_steps=0, every_epochs=group["every_epochs"],

@@ -28,6 +28,7 @@ class SGDR(ScheduledSGD):
     """
 
     schedule_name = "sgdr"
+    options = ("t0", "t_mult", "min_factor")
 
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
                  t0: float = 10.0, t_mult: float = 2.0, min_factor: float = 0.0,

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import torch
-
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._polyak_armijo import (SharedStepSizeBase, armijo_holds, grad_sq_norm, sgd_step,
-                                               sls_reset, validate_steps_per_epoch)
+from lrbench.optimizers._core import Method
+from lrbench.optimizers._polyak_armijo import SLS_FACTS, eta_state, sls_rule, validate_steps_per_epoch
 from lrbench.registry import register_optimizer
 
 __all__ = ["SLS"]
 
 
 @register_optimizer("sls", adapts_lr=True)
-class SLS(SharedStepSizeBase):
+class SLS(Method):
     """SGD + stochastic Armijo line search (Vaswani, Mishkin, Laradji, Schmidt, Gidel &
     Lacoste-Julien 2019, "Painless Stochastic Gradient: Interpolation, Line-Search, and
     Convergence Rates").
@@ -26,15 +24,18 @@ class SLS(SharedStepSizeBase):
         w <- w - η g                                                 Algorithm 1
 
     with ``b/n = 1 / steps_per_epoch``: the start may grow by at most a factor γ per epoch.
-    Each trial point ``w - η g`` is computed out of place from a saved copy of ``w`` and
-    copied into the parameters, so the probes leave no trace: the result is exactly
-    ``w - η g`` for the accepted η. The pure pieces (:func:`~lrbench.optimizers._polyak_armijo.sgd_step`,
-    :func:`~lrbench.optimizers._polyak_armijo.sls_reset`,
-    :func:`~lrbench.optimizers._polyak_armijo.armijo_gap`) are vmap-able; the backtracking loop,
-    whose trip count depends on the data, is the only Python branching.
+    The rule is :func:`~lrbench.optimizers._polyak_armijo.sls_rule`, run in place by ``step()``
+    and out of place by ``functional()``. Each trial point ``w - η g`` is computed from a saved
+    copy of ``w`` (the one parameter-sized buffer of the search), and so is the final point, so
+    the probes leave no trace: the result is exactly ``w - η g`` for the accepted η. The
+    backtracking loop, whose trip count depends on the data, goes through the oracle's
+    ``search`` (in place: a Python loop with one host sync per trial; in ``functional()``: the
+    vectorised runner's search, or an exact fallback that evaluates all
+    ``max_backtracks + 1`` trials with a "done" mask).
 
-    ``group["lr"]`` is the accepted η, the step size applied (0-d tensor); it is also the
-    ``η_prev`` of the next step's reset (state ``"eta"``).
+    ``group["lr"]`` is the accepted η, the step size applied (0-d tensor; before the first step
+    the initial ``lr``); it is also the ``η_prev`` of the next step's reset (state ``"eta"``,
+    0-d, with the step count in the state of the first parameter with a gradient).
 
     Oracle cost per step: 1 forward + 1 backward (``closure()``) + k forward probes
     (``closure(grad=False)``), where k >= 1 is the number of trial steps evaluated
@@ -78,7 +79,9 @@ class SLS(SharedStepSizeBase):
             means 1 (full batch: the start may double every step).
     """
 
-    _name = "sls"
+    facts = SLS_FACTS
+    scalars = staticmethod(eta_state)
+    update = staticmethod(sls_rule)
 
     def __init__(self, params, lr: float = 1.0, c: float = 0.1, beta_b: float = 0.9, gamma: float = 2.0,
                  eta_max: float = 10.0, max_backtracks: int = 100, steps_per_epoch: int | None = None):
@@ -89,30 +92,5 @@ class SLS(SharedStepSizeBase):
         v.positive("eta_max", eta_max)
         v.positive_int("max_backtracks", max_backtracks)
         validate_steps_per_epoch(steps_per_epoch)
-        super().__init__(params, dict(lr=lr, c=c, beta_b=beta_b, gamma=gamma, eta_max=eta_max,
-                                      max_backtracks=max_backtracks, steps_per_epoch=steps_per_epoch))
-
-    @torch.no_grad()
-    def step(self, closure):
-        """One SLS step; ``closure`` follows :mod:`lrbench.closure`. Returns ``f_i(w)``."""
-        loss = self._loss(closure)
-        params, grads = self._gather()
-        h = self._hp()
-        st = self._shared()
-        eta = sls_reset(st["eta"], gamma=h["gamma"], n_batches=self._n_batches(), eta_max=h["eta_max"])
-        f = loss.to(eta.dtype)
-        grad_sq = grad_sq_norm(grads).to(eta.dtype)
-        start = [p.detach().clone() for p in params]
-        for k in range(h["max_backtracks"] + 1):
-            trial = sgd_step(start, grads, eta)
-            for p, x in zip(params, trial):
-                p.copy_(x)
-            trial_loss = closure(grad=False).detach().to(eta.dtype)
-            if bool(armijo_holds(f, trial_loss, eta, grad_sq, h["c"])):
-                break
-            if k < h["max_backtracks"]:
-                eta = eta * h["beta_b"]
-        # the parameters hold the last trial point, w - η g computed from the saved copy
-        st["eta"] = eta
-        self._set_lr(eta)
-        return loss
+        super().__init__(params, lr=lr, c=c, beta_b=beta_b, gamma=gamma, eta_max=eta_max,
+                         max_backtracks=max_backtracks, steps_per_epoch=steps_per_epoch)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import torch
-
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._polyak_armijo import SharedStepSizeBase, sps_update, validate_steps_per_epoch
+from lrbench.optimizers._core import Method
+from lrbench.optimizers._polyak_armijo import SPS_FACTS, eta_state, sps_rule, validate_steps_per_epoch
 from lrbench.registry import register_optimizer
 
 __all__ = ["SPS"]
 
 
 @register_optimizer("sps", adapts_lr=True)
-class SPS(SharedStepSizeBase):
+class SPS(Method):
     """SGD with the stochastic Polyak step size, SPS_max with smoothing (Loizou, Vaswani,
     Laradji & Lacoste-Julien 2021, "Stochastic Polyak Step-size for SGD: An Adaptive Learning
     Rate for Fast Convergence").
@@ -25,11 +24,14 @@ class SPS(SharedStepSizeBase):
         η = min((f - f_i*) / (c ‖g‖²), η_b)                          SPS_max (§3)
         w <- w - η g                                                 SGD
 
-    with ``b/n = 1 / steps_per_epoch``. The update is the pure function
-    :func:`~lrbench.optimizers._polyak_armijo.sps_update` (vmap-able, ``torch.where`` instead
-    of branches). ``group["lr"]`` is the η applied (0-d tensor).
+    with ``b/n = 1 / steps_per_epoch``. The rule is
+    :func:`~lrbench.optimizers._polyak_armijo.sps_rule` (``torch.where`` instead of branches),
+    run in place by ``step()`` and out of place by ``functional()``. ``group["lr"]`` is the η
+    applied (0-d tensor); before the first step it is the initial ``lr``.
 
     Oracle cost per step: 1 forward + 1 backward (``closure()``); no probes.
+    State: η_prev (``eta``, 0-d, in the parameters' dtype) and the step count in the state of
+    the first parameter with a gradient; nothing per parameter.
 
     Defaults: ``c = 0.5``, ``f_star = 0`` (the paper's f_i* for non-negative losses that
     interpolate: "f_i* = 0" for the losses used in its experiments), ``γ = 2`` (the smoothing
@@ -71,7 +73,9 @@ class SPS(SharedStepSizeBase):
             means 1 (full batch: the bound may double every step).
     """
 
-    _name = "sps"
+    facts = SPS_FACTS
+    scalars = staticmethod(eta_state)
+    update = staticmethod(sps_rule)
 
     def __init__(self, params, lr: float = 1.0, c: float = 0.5, f_star: float = 0.0, gamma: float = 2.0,
                  steps_per_epoch: int | None = None):
@@ -80,19 +84,4 @@ class SPS(SharedStepSizeBase):
         v.in_range("f_star", f_star, float("-inf"), float("inf"), lo_open=True, hi_open=True)
         v.in_range("gamma", gamma, 1.0, float("inf"), hi_open=True)
         validate_steps_per_epoch(steps_per_epoch)
-        super().__init__(params, dict(lr=lr, c=c, f_star=f_star, gamma=gamma, steps_per_epoch=steps_per_epoch))
-
-    @torch.no_grad()
-    def step(self, closure):
-        """One SPS step; ``closure`` follows :mod:`lrbench.closure`. Returns ``f_i(w)``."""
-        loss = self._loss(closure)
-        params, grads = self._gather()
-        h = self._hp()
-        st = self._shared()
-        new_params, eta, st["eta"] = sps_update(params, grads, loss.to(st["eta"].dtype), st["eta"], c=h["c"],
-                                                f_star=h["f_star"], gamma=h["gamma"],
-                                                n_batches=self._n_batches())
-        for p, q in zip(params, new_params):
-            p.copy_(q)
-        self._set_lr(eta)
-        return loss
+        super().__init__(params, lr=lr, c=c, f_star=f_star, gamma=gamma, steps_per_epoch=steps_per_epoch)

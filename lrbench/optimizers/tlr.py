@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._tlr import TLRBase, tlr_update, window_length
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._core import Facts, Method, one_pass
+from lrbench.optimizers._tlr import alpha_state, tlr_step, validate, window_length
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("tlr", adapts_lr=True)
-class TLR(TLRBase):
+class TLR(Method):
     """Trainable Learning Rate, efficient single-pass variant (Algorithm 2, the paper's sgd_tlr).
 
     One learning rate alpha per parameter group, updated by a bounded Newton step on
@@ -24,7 +23,8 @@ class TLR(TLRBase):
       ``alpha_t (1 + min(<g_t, g_{t-1}> / max(4 <g_t, g_t - g_{t-1}>, 0), c))``;
     * line 6 / eq. 1: ``w_{t+1} = w_t - alpha_{t+1} d_t``, where ``d_t = mu d_{t-1} + g_t +
       lambda w_t`` is the SGD direction with momentum and coupled weight decay (Appendix D;
-      ``d_t = g_t`` for ``momentum = weight_decay = 0``, Algorithm 2 as written).
+      ``torch.optim.SGD``'s heavy-ball direction with dampening 0; ``d_t = g_t`` for
+      ``momentum = weight_decay = 0``, Algorithm 2 as written).
 
     alpha grows when consecutive gradients align and shrinks when they oppose; it grows by at
     most a factor ``1 + c`` and shrinks by less than 25% per update (see
@@ -36,12 +36,15 @@ class TLR(TLRBase):
     and alpha is updated once per window, at its last step, before that step's weight update.
     ``steps_per_epoch=None`` means a window of one step, i.e. Algorithm 2 as written for
     full-batch GD. See :mod:`lrbench.optimizers._tlr` for the choices made there (window mean
-    rather than weight difference, sign, rounding).
+    rather than weight difference, sign, rounding) and the rule (:func:`~lrbench.optimizers._tlr.tlr_step`).
 
-    Oracle cost per step: 1 forward, 1 backward (the alpha update uses stored directions only).
+    Oracle cost per step: 1 forward, 1 backward (the alpha update uses stored directions only),
+    so ``step()`` also works without a closure after ``loss.backward()``.
     ``group["lr"]`` is the alpha applied in the step (0-d tensor). State: per tensor
-    ``momentum_buffer``, ``grad_acc`` (window sum so far), ``grad_prev`` (``g_{t-1}``); per group
-    (on the group's first parameter) ``alpha`` and ``step``.
+    ``momentum_buffer`` (``d_{t-1}``; only with momentum), ``grad_acc`` (window sum so far),
+    ``grad_prev`` (``g_{t-1}``); per group (on the group's first parameter) ``alpha`` and
+    ``step`` (a Python int). Parameters whose ``grad`` is None are skipped (as in
+    ``torch.optim.SGD``): no update, no contribution to the inner products.
 
     Args:
         params: parameters or parameter groups.
@@ -58,29 +61,22 @@ class TLR(TLRBase):
             None gives full-batch behaviour, one alpha update per step.
     """
 
+    facts = Facts(one_pass, lr_scope="group")
+
     def __init__(self, params, lr: float = 0.1, c: float = 0.25, p: float = 1.0 / 3.0,
                  momentum: float = 0.8, weight_decay: float = 5e-4,
                  steps_per_epoch: int | None = None):
         v.positive("c", c)
-        super().__init__(params, dict(lr=lr, c=c, p=p, momentum=momentum, weight_decay=weight_decay,
-                                      steps_per_epoch=steps_per_epoch))
+        validate(lr, momentum, weight_decay, p, steps_per_epoch)
+        super().__init__(params, lr=lr, c=c, p=p, momentum=momentum, weight_decay=weight_decay,
+                         steps_per_epoch=steps_per_epoch)
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One TLR step; returns the training loss at the starting parameters."""
-        with torch.enable_grad():
-            loss = closure()
-        for group in self.param_groups:
-            params, grads, states, head = self._gather(group)
-            out = tlr_update(params, grads, [s["momentum_buffer"] for s in states],
-                             [s["grad_acc"] for s in states], [s["grad_prev"] for s in states],
-                             head["alpha"], head["step"], momentum=group["momentum"],
-                             weight_decay=group["weight_decay"], c=group["c"],
-                             window=window_length(group["p"], group["steps_per_epoch"]))
-            self._write_back(params, states, out)
-            for s, q in zip(states, out.grad_prev):
-                s["grad_prev"] = q
-            head["alpha"] = out.alpha
-            head["step"] = out.step
-            group["lr"] = out.lr
-        return loss
+    @classmethod
+    def keys_for(cls, h: dict) -> tuple[str, ...]:
+        return (_directions.SGD_KEYS if h["momentum"] else ()) + ("grad_acc", "grad_prev")
+
+    scalars = staticmethod(alpha_state)
+
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        return tlr_step(ops, h, t, params, grads, state, window=window_length(h["p"], h["steps_per_epoch"]))

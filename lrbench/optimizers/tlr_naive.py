@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-
-from lrbench.optimizers import _validate as v
-from lrbench.optimizers._tlr import TLRBase, naive_lookahead, tlr_naive_update, window_length
+from lrbench.optimizers import _directions, _validate as v
+from lrbench.optimizers._core import Facts, Method
+from lrbench.optimizers._tlr import alpha_state, naive_cost, tlr_naive_step, validate, window_length
 from lrbench.registry import register_optimizer
 
 
 @register_optimizer("tlr_naive", adapts_lr=True)
-class TLRNaive(TLRBase):
+class TLRNaive(Method):
     """Trainable Learning Rate, naive variant (Algorithm 1): gradient descent on the learning rate.
 
     With ``L_alpha(alpha; w) = L(w - alpha * g)`` (eq. 2) and ``u = w_t - alpha_t g_t``:
@@ -19,7 +18,8 @@ class TLRNaive(TLRBase):
       layer; the chain rule in general), computed from one extra forward-backward pass at ``u``;
     * line 5 / eq. 3: ``alpha_{t+1} = max(0, alpha_t - eta * dL_alpha/dalpha)``;
     * line 6 / eq. 1: ``w_{t+1} = w_t - alpha_{t+1} d_t``, where ``d_t = mu d_{t-1} + g_t +
-      lambda w_t`` is the SGD direction with momentum and coupled weight decay (Appendix D).
+      lambda w_t`` is the SGD direction with momentum and coupled weight decay (Appendix D;
+      ``torch.optim.SGD``'s heavy-ball direction with dampening 0).
       The lookahead and the probe use ``d_t`` in place of ``g_t`` (they coincide for
       ``momentum = weight_decay = 0``), so ``L_alpha`` is the loss after the step actually taken.
 
@@ -27,12 +27,16 @@ class TLRNaive(TLRBase):
     (momentum and weight decay included) over a window of ``round(p * steps_per_epoch)`` steps;
     alpha is updated, and the extra pass made, once per window at its last step, on that step's
     batch. ``steps_per_epoch=None``: a window of one step, Algorithm 1 as written (full batch).
-    See :mod:`lrbench.optimizers._tlr` for the shared choices.
+    See :mod:`lrbench.optimizers._tlr` for the shared choices and the rule
+    (:func:`~lrbench.optimizers._tlr.tlr_naive_step`).
 
-    Oracle cost per step: 1 forward + 1 backward, plus 1 forward + 1 backward (the probe at
-    ``u``) on each alpha-update step, i.e. every step when ``steps_per_epoch`` is None. The
-    parameters (and their ``.grad``) are restored bit-exactly after the probe.
-    ``group["lr"]`` is the alpha applied in the step (0-d tensor).
+    Oracle cost per step and parameter group: 1 forward + 1 backward, plus 1 forward + 1
+    backward (the probe at ``u``) on each alpha-update step, i.e. every step when
+    ``steps_per_epoch`` is None; ``step(closure)`` needs the closure for the probe. The
+    parameters are put back bit-exactly (from a copy) after the probe and then stepped; their
+    ``.grad`` is restored. ``group["lr"]`` is the alpha applied in the step (0-d tensor). State:
+    per tensor ``momentum_buffer`` (only with momentum) and ``grad_acc``; per group ``alpha``
+    and ``step``. Parameters whose ``grad`` is None are skipped.
 
     Choices where the paper is silent:
 
@@ -45,8 +49,11 @@ class TLRNaive(TLRBase):
       "equivalent to our eta of Eq. 3". Note that alpha changes by ``eta * <grad L(u), g_t>``,
       which depends on the scale of the loss: the paper's point (Section 3, D.4) is that this
       variant is sensitive to eta.
-    * With several parameter groups (one alpha each), one probe moves every group that updates
-      its alpha this step, giving each such alpha its partial derivative.
+    * With several parameter groups (one alpha each), the groups are stepped one after the
+      other, and each group that updates its alpha this step makes its own probe: only that
+      group moved to its lookahead point, the groups before it already at their new weights,
+      the ones after it at their current weights (one extra forward-backward pass per such
+      group; a coordinate-wise version of the joint derivative).
 
     Args:
         params: parameters or parameter groups.
@@ -59,56 +66,23 @@ class TLRNaive(TLRBase):
             alpha every step.
     """
 
+    facts = Facts(naive_cost, probes=True, lr_scope="group")
+
     def __init__(self, params, lr: float = 0.1, eta: float = 1e-4, p: float = 1.0 / 3.0,
                  momentum: float = 0.8, weight_decay: float = 5e-4,
                  steps_per_epoch: int | None = None):
         v.nonneg("eta", eta)
-        super().__init__(params, dict(lr=lr, eta=eta, p=p, momentum=momentum, weight_decay=weight_decay,
-                                      steps_per_epoch=steps_per_epoch))
+        validate(lr, momentum, weight_decay, p, steps_per_epoch)
+        super().__init__(params, lr=lr, eta=eta, p=p, momentum=momentum, weight_decay=weight_decay,
+                         steps_per_epoch=steps_per_epoch)
 
-    @torch.no_grad()
-    def step(self, closure):
-        """One naive TLR step; returns the training loss at the starting parameters."""
-        with torch.enable_grad():
-            loss = closure()
-        todo = []
-        for group in self.param_groups:
-            params, grads, states, head = self._gather(group, keep_prev=False)
-            window = window_length(group["p"], group["steps_per_epoch"])
-            updates = int(head["step"]) % window == window - 1  # host sync, decides whether to probe
-            todo.append((group, params, grads, states, head, window, updates))
+    @classmethod
+    def keys_for(cls, h: dict) -> tuple[str, ...]:
+        return (_directions.SGD_KEYS if h["momentum"] else ()) + ("grad_acc",)
 
-        probes = {}
-        if any(t[-1] for t in todo):
-            saved = {}  # group index -> copies of its parameters, to restore bit-exactly
-            for i, (group, params, grads, states, head, window, updates) in enumerate(todo):
-                if updates:
-                    look = naive_lookahead(params, grads, [s["momentum_buffer"] for s in states],
-                                           [s["grad_acc"] for s in states], head["alpha"],
-                                           momentum=group["momentum"],
-                                           weight_decay=group["weight_decay"], window=window)
-                    saved[i] = [p.detach().clone() for p in params]
-                    for p, u in zip(params, look):
-                        p.copy_(u)
-            old_grads = [[p.grad for p in t[1]] for t in todo]
-            with torch.enable_grad():
-                closure()
-            for i, copies in saved.items():
-                params = todo[i][1]
-                probes[i] = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-                for p, w in zip(params, copies):
-                    p.copy_(w)
-            for t, gs in zip(todo, old_grads):
-                for p, g in zip(t[1], gs):
-                    p.grad = g
+    scalars = staticmethod(alpha_state)
 
-        for i, (group, params, grads, states, head, window, _) in enumerate(todo):
-            out = tlr_naive_update(params, grads, [s["momentum_buffer"] for s in states],
-                                   [s["grad_acc"] for s in states], head["alpha"], head["step"],
-                                   probes.get(i), eta=group["eta"], momentum=group["momentum"],
-                                   weight_decay=group["weight_decay"], window=window)
-            self._write_back(params, states, out)
-            head["alpha"] = out.alpha
-            head["step"] = out.step
-            group["lr"] = out.lr
-        return loss
+    @staticmethod
+    def update(ops, h, t, params, grads, state, loss, oracle):
+        return tlr_naive_step(ops, h, t, params, grads, state, oracle,
+                              window=window_length(h["p"], h["steps_per_epoch"]))
