@@ -33,6 +33,9 @@ _steady_malloc()
 # MLP on the CPU (the larger model: its ratios depend least on the machine's Python speed) for
 # these optimizers, the harness overhead and the report. Everything else is marked `full`.
 QUICK_KEYS = {"sgd", "adam", "sgd_hd", "l4_adam", "lqa", "tlr", "fd_first_order", "_fixture:FixtureSGD"}
+# ... and the cost floors of one method of each family (bench/test_cost_floor.py), on the MLP
+QUICK_FLOORS = {"sgd_hd", "adam_hd", "l4_adam", "sps", "sls", "lqa", "fd_first_order", "fd_newton", "tlr",
+                "tlr_naive", "marthe"}
 
 
 def pytest_configure(config):
@@ -42,6 +45,11 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "key" in params and not (params["key"] in QUICK_KEYS and params["model_name"] == "mlp"
-                                    and params["device"] == "cpu"):
+        if "key" not in params:
+            continue
+        if item.originalname == "test_floor":
+            quick = params["key"] in QUICK_FLOORS and params["model_name"] == "mlp"
+        else:
+            quick = params["key"] in QUICK_KEYS and params.get("model_name") == "mlp" and params.get("device") == "cpu"
+        if not quick:
             item.add_marker(pytest.mark.full)

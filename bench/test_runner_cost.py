@@ -16,12 +16,15 @@ report's unit is five ``sgd`` steps of the MLP.
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import pytest
 import torch
 from _paired import paired
 from test_step_cost import _training_step
 
-from lrbench.registry import make_problem
+from lrbench.registry import make_problem, optimizer_class, optimizer_keys
 from lrbench.report import leaderboard_markdown
 from lrbench.runner import _Batches, _seed_everything, run_one
 from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig
@@ -110,3 +113,84 @@ def test_report(benchmark, fixture_db):
 
     paired(benchmark, lambda: leaderboard_markdown(load_runs(fixture_db)), five_sgd_steps, "5 sgd steps (mlp, cpu)",
            rounds=7)
+
+
+# ---- issue 15: every method's vectorised seeds, and its step through the runner
+
+VECTOR_KEYS = [k for k in optimizer_keys() if getattr(optimizer_class(k), "available", True)
+               and getattr(getattr(optimizer_class(k), "facts", None), "vectorizable", False)]
+LOOP_SEEDS = 5  # the per-seed loop is linear in the seeds: 5 of the 100 are timed and scaled
+#: settings that run all 500 steps of Beale from its start (the defaults of these methods, made
+#: for large networks, diverge within 50 steps there, which would time 50 steps, not 500)
+BEALE_HPARAMS = {"sgd_hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "fd_first_order": {"lr": 1e-3, "alpha": 1e-7},
+                 "fd_newton": {"lr": 1e-3, "rel_eps": 0.1}, "marthe": {"lr": 1e-3, "beta": 1e-12, "adapt_beta": False},
+                 "tlr": {"lr": 1e-4}, "tlr_pl": {"lr": 1e-4}, "tlr_naive": {"lr": 1e-4, "eta": 1e-8},
+                 "sgdr": {"lr": 1e-3}, "sgd_step": {"lr": 1e-3}, "sgd_exp": {"lr": 1e-3}}
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("key", VECTOR_KEYS)
+def test_seeds_every_method(benchmark, key):
+    """100 seeds × 500 steps of ``beale`` as one batch against the per-seed loop (timed on
+    ``LOOP_SEEDS`` seeds, per seed); ``paired_ratio`` = batched / loop time per seed (target
+    <= 1/30)."""
+    configs = [RunConfig("bench", ProblemSpec("beale"), OptimizerSpec(key, BEALE_HPARAMS.get(key, {})), s, "cpu",
+                         Budget(SEED_STEPS, make_problem("beale").budget.eval_every)) for s in range(SEEDS)]
+    run_seeds(configs[:2])
+    assert run_one(configs[0]).steps == SEED_STEPS, f"{key} stops early on beale: give it settings that do not"
+    benchmark.group = "seeds/every method"
+    benchmark.pedantic(run_seeds, args=(configs,), rounds=1, warmup_rounds=0)
+    t0 = time.perf_counter()
+    for c in configs[:LOOP_SEEDS]:
+        run_one(c)
+    loop = (time.perf_counter() - t0) / LOOP_SEEDS
+    batched = benchmark.stats.stats.median / SEEDS
+    benchmark.extra_info.update({"paired_ratio": batched / loop, "paired_with": f"per-seed loop ({LOOP_SEEDS} seeds)",
+                                 "speedup": loop / batched, "loop_s_per_seed": loop, "batched_s_per_seed": batched})
+
+
+ONE_PASS_KEYS = ["sgd_hd", "adam_hd", "sps", "fd_first_order", "tlr", "tlr_pl", "l4_mom", "l4_adam"]
+RUNNER_STEPS = 300
+
+
+def _runner_step_s(key: str) -> float:
+    r = run_one(RunConfig("bench", ProblemSpec("mnist_logreg"), OptimizerSpec(key, {}), 0, "cpu",
+                          Budget(RUNNER_STEPS, RUNNER_STEPS)))
+    return r.curves["time_s"][-1] / r.steps  # the runner's step region (optimizer.step(closure)) only
+
+
+def _bare_step_s(key: str) -> float:
+    """The same step on the same shapes without the runner: a softmax regression 784→10 on
+    random data, batch 128, with lrbench's closure."""
+    from lrbench.closure import make_closure
+    from lrbench.runner import build_optimizer
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(784, 10)
+    x, y = torch.rand(128, 784), torch.randint(0, 10, (128,))
+    closure = make_closure(lambda: torch.nn.functional.cross_entropy(model(x), y), list(model.parameters()))
+    opt, _ = build_optimizer(key, list(model.parameters()), {}, steps_per_epoch=27, total_steps=10**6)
+    for _ in range(5):
+        opt.step(closure)
+    t0 = time.perf_counter()
+    for _ in range(RUNNER_STEPS):
+        opt.step(closure)
+    return (time.perf_counter() - t0) / RUNNER_STEPS
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("key", ONE_PASS_KEYS)
+def test_runner_step(benchmark, key):
+    """A solo step of ``key`` on ``mnist_logreg`` through the runner against ``sgd``'s there
+    (``paired_ratio``, rounds alternating), beside the same ratio for the bare optimizers on the
+    same shapes (``bare_ratio``): the runner should add nothing a method pays more for."""
+    _runner_step_s("sgd")
+    runner, bare = [], []
+    for _ in range(5):
+        s, k = _runner_step_s("sgd"), _runner_step_s(key)
+        runner.append(k / s)
+        bare.append(_bare_step_s(key) / _bare_step_s("sgd"))
+    benchmark.group = "runner step/mnist_logreg"
+    benchmark.pedantic(_runner_step_s, args=(key,), rounds=1, warmup_rounds=0)
+    benchmark.extra_info.update({"paired_ratio": statistics.median(runner), "paired_with": "sgd through the runner",
+                                 "bare_ratio": statistics.median(bare)})

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
+from lrbench.registry import problem_class
 from lrbench.runner import run_one
 from lrbench.vectorized import run_seeds, supports
 from lrbench.spec import RunConfig, RunResult, Suite
@@ -104,8 +105,21 @@ def _groups(configs: list[RunConfig], vectorize: bool) -> Iterator[list[RunConfi
     for c in configs:
         same = group and dataclasses.replace(group[0], seed=c.seed) == c
         if group and not (vectorize and same and supports(c)):
-            yield group
+            yield from _where_it_pays(group)
             group = []
         group.append(c)
     if group:
+        yield from _where_it_pays(group)
+
+
+def _where_it_pays(group: list[RunConfig]) -> Iterator[list[RunConfig]]:
+    """The batch, or its runs one by one where the problem's ``vectorize_min_seeds`` says a
+    batch that small costs more per seed than running alone."""
+    if len(group) == 1:
         yield group
+        return
+    least = getattr(problem_class(group[0].problem.key), "vectorize_min_seeds", 2)
+    if least is not None and len(group) >= least:
+        yield group
+    else:
+        yield from ([c] for c in group)

@@ -176,3 +176,32 @@ def test_hd_raises_a_too_small_initial_lr(cls):
     for _ in range(10):
         opt.step(closure)
     assert _lr(opt) > 0.0
+
+
+def test_kept_gradient_changed_in_place_after_step_is_refused():
+    """Without momentum d_{t-1} is the previous gradient; with lrbench's closure (which sets
+    p.grad to None before each backward) SGD-HD keeps that tensor instead of copying it, and a
+    change made to it in place after step() is caught rather than silently used."""
+    x, closure, _, _ = quadratic()
+    opt = SGDHD([x], lr=0.1, hypergrad_lr=0.01)
+    opt.step(closure)
+    opt.step(closure)  # the kept tensor is intact: fine
+    x.grad.zero_()  # zero_grad(set_to_none=False) would do this
+    with pytest.raises(ValueError, match="changed in place"):
+        opt.step(closure)
+    y, closure2, _, _ = quadratic()
+    ref = SGDHD([y], lr=0.1, hypergrad_lr=0.01)
+
+    def plain():  # a plain torch closure: the gradient is copied, so in-place zeroing is harmless
+        ref.zero_grad(set_to_none=False)
+        loss = 0.5 * (torch.tensor([1.0, 0.5], dtype=torch.float64) * y * y).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        ref.step(plain)
+    z, closure3, _, _ = quadratic()
+    same = SGDHD([z], lr=0.1, hypergrad_lr=0.01)
+    for _ in range(3):
+        same.step(closure3)
+    assert torch.equal(y.detach(), z.detach())

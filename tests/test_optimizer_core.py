@@ -122,6 +122,37 @@ def test_functional_and_in_place_drivers_agree(key, dtype, rtol):
     assert not torch.equal(xs[0], xs[-1]), "the method did not move"
 
 
+TWO_GROUPS = [k for k in VECTORIZABLE if not _facts(k).one_group and not _facts(k).probes]
+
+
+@pytest.mark.parametrize("key", TWO_GROUPS)
+def test_drivers_agree_on_two_parameter_groups(key):
+    """Two groups (first layer | second layer), with a grad-None parameter in the first: the
+    in-place driver against the functional one run per group (``lr_scope`` "group"/"tensor":
+    each group's step sees only its own tensors) or over all tensors at once ("global")."""
+    facts = _facts(key)
+    train, val, init = _data(torch.float64)
+    params = [p.clone().requires_grad_() for p in init]
+    unused = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    closure = make_closure(lambda: _loss(params, train), params + [unused], compute_val_loss=lambda: _loss(params, val))
+    opt = optimizer_class(key)([{"params": params[:2] + [unused]}, {"params": params[2:]}], **_lively(key))
+    fopt = optimizer_class(key).functional(**_lively(key))
+    oracle = _pure_oracle(train, val)
+    units = [[0, 1, 2, 3]] if facts.lr_scope == "global" else [[0, 1], [2, 3]]
+    ps = [p.clone() for p in init]
+    states = [fopt.init([ps[i] for i in u]) for u in units]
+    for t in range(STEPS):
+        opt.step(closure)
+        loss, grads = oracle["grad"](ps)
+        for j, u in enumerate(units):
+            new, states[j], _ = fopt.step([ps[i] for i in u], [grads[i] for i in u], loss, states[j], oracle, t)
+            for i, q in zip(u, new):
+                ps[i] = q
+    for p, q in zip(params, ps):
+        torch.testing.assert_close(p.detach(), q, rtol=1e-12, atol=1e-13)
+    assert torch.equal(unused.detach(), torch.ones(2, dtype=torch.float64))
+
+
 @pytest.mark.parametrize("key", VECTORIZABLE)
 def test_functional_step_is_pure_and_vmaps_over_seeds(key):
     train, val, init = _data(torch.float64)
@@ -154,15 +185,25 @@ def test_functional_step_is_pure_and_vmaps_over_seeds(key):
 
 
 class _Allocations(TorchDispatchMode):
-    """Counts elements of new (non-view, out-of-place) tensors shaped like a parameter."""
+    """Counts elements of new (non-view, out-of-place) tensors shaped like a parameter, made
+    outside the oracle calls (which :meth:`paused` wraps): what the update itself allocates."""
 
     def __init__(self, shapes):
         super().__init__()
-        self.shapes, self.elements = set(shapes), 0
+        self.shapes, self.elements, self.pause = set(shapes), 0, 0
+
+    def paused(self, fn):
+        def call(*args, **kwargs):
+            self.pause += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.pause -= 1
+        return call
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if not func._schema.is_mutable and not func.is_view:
+        if not self.pause and not func._schema.is_mutable and not func.is_view:
             for t in torch.utils._pytree.tree_leaves(out):
                 if isinstance(t, torch.Tensor) and tuple(t.shape) in self.shapes:
                     self.elements += t.numel()
@@ -172,7 +213,8 @@ class _Allocations(TorchDispatchMode):
 @pytest.mark.parametrize("key", VECTORIZABLE)
 def test_in_place_step_allocates_less_than_the_pure_one(key):
     """The foreach driver updates buffers and parameters in place; replacing it by the pure
-    update plus copies would allocate every new buffer and parameter, and fail here."""
+    update plus copies would allocate every new buffer and parameter, and fail here. Only the
+    update's own allocations count (the closure's and the oracle's passes are paused)."""
     train, val, init = _data(torch.float64)
     shapes = [tuple(p.shape) for p in init]
     params = [p.clone().requires_grad_() for p in init]
@@ -180,25 +222,23 @@ def test_in_place_step_allocates_less_than_the_pure_one(key):
     opt = optimizer_class(key)(params, **_lively(key))
     for _ in range(3):
         opt.step(closure)
-    # the closure's own forward/backward allocate too: measure them alone and subtract
-    with _Allocations(shapes) as oracle_only:
-        for _ in range(_facts(key).cost(dict(opt.param_groups[0]), 3).backward):
-            closure()
-    with _Allocations(shapes) as in_place:
-        opt.step(closure)
+    in_place = _Allocations(shapes)
+    wrapped = in_place.paused(closure)
+    wrapped.counter, wrapped.hvp, wrapped.release = closure.counter, in_place.paused(closure.hvp), closure.release
+    with in_place:
+        opt.step(wrapped)
     fopt = optimizer_class(key).functional(**_lively(key))
-    oracle = _pure_oracle(train, val)
+    pure = _Allocations(shapes)
+    oracle = {k: pure.paused(f) for k, f in _pure_oracle(train, val).items()}
     ps = [p.detach().clone() for p in params]
     state = fopt.init(ps)
     for t in range(3):
         loss, grads = oracle["grad"](ps)
         ps, state, _ = fopt.step(ps, grads, loss, state, oracle, t)
     loss, grads = oracle["grad"](ps)
-    with _Allocations(shapes) as pure:
+    with pure:
         fopt.step(ps, grads, loss, state, oracle, 3)
-    # the pure step's oracle calls allocate like the closure's: compare net of one oracle pass
-    assert in_place.elements - oracle_only.elements < pure.elements, (in_place.elements, oracle_only.elements,
-                                                                      pure.elements)
+    assert in_place.elements < pure.elements, (in_place.elements, pure.elements)
 
 
 def _counted(key, steps=6, hp=None):
@@ -316,3 +356,14 @@ def test_standalone_use_like_torch_optim(key):
         return
     xs = torch.cat([p.detach().reshape(-1) for p in params])
     torch.testing.assert_close(xs, ref[7], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("key", [k for k in VECTORIZABLE if issubclass(optimizer_class(k), Method)])
+def test_the_allocation_test_fails_without_the_foreach_driver(key, monkeypatch):
+    """The mutation that the allocation test guards against: ``step()`` running the pure update
+    (and copying its results back) instead of the in-place foreach one."""
+    import lrbench.optimizers._core as core
+
+    monkeypatch.setattr(core, "INPLACE", core.PURE)
+    with pytest.raises(AssertionError):
+        test_in_place_step_allocates_less_than_the_pure_one(key)

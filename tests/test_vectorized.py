@@ -152,3 +152,19 @@ def test_sweep_batches_supported_settings_only(tmp_path):
         sweep(_configs("plugins:Quadratic", "adam", {"lr": 0.2}, (0, 1), 5, 5), store, vectorize=False)
     runs = load_runs(tmp_path / "r.sqlite")
     assert list(runs["vectorized"]) == [3, 3, 3, 1, 1, 1, 1]
+
+
+def test_sweep_runs_seeds_alone_where_a_batch_would_cost_more(tmp_path):
+    """mnist_logreg declares vectorize_min_seeds = 16 (6 batched seeds cost more per seed than
+    one run alone): 4 of its seeds run one by one, 4 seeds of beale as one batch."""
+    from lrbench.registry import problem_class
+
+    assert problem_class("mnist_logreg").vectorize_min_seeds == 16
+    logreg = _configs("mnist_logreg", "sgd", {"lr": 0.1}, range(4), 2, 2)
+    beale = _configs("beale", "sgd_hd", {}, range(4), 2, 2)
+    assert supports(logreg[0]) and supports(beale[0])
+    with Store(tmp_path / "r.sqlite") as store:
+        sweep(logreg + beale, store)
+    runs = load_runs(tmp_path / "r.sqlite")
+    assert sorted(runs[runs.problem == "mnist_logreg"]["vectorized"]) == [1, 1, 1, 1]
+    assert sorted(runs[runs.problem == "beale"]["vectorized"]) == [4, 4, 4, 4]

@@ -14,4 +14,4 @@ def constant_step(ops: Ops, params, d, lr: float, decoupled_decay: float = 0.0):
     Algorithm 2) before the step, as ``torch.optim.AdamW`` applies it."""
     if decoupled_decay:
         params = ops.mul_(params, 1.0 - lr * decoupled_decay)
-    return ops.add_(params, d, -lr)
+    return ops.sub_scaled_(params, d, lr)

@@ -32,7 +32,9 @@ them.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple
 
@@ -54,6 +56,16 @@ class Cost(NamedTuple):
     backward: int
     hvp: int = 0
     search: bool = False
+
+
+def sgd_floor(h: dict) -> tuple[str, dict]:
+    """``torch.optim.SGD`` with the group's momentum, dampening, Nesterov and weight decay."""
+    return "sgd", {k: h[k] for k in ("momentum", "dampening", "nesterov", "weight_decay") if k in h}
+
+
+def adam_floor(h: dict) -> tuple[str, dict]:
+    """``torch.optim.Adam`` with the group's β₁, β₂, ε and weight decay."""
+    return "adam", {"betas": (h["beta1"], h["beta2"]), "eps": h["eps"], "weight_decay": h.get("weight_decay", 0.0)}
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ class Facts:
     lr_scope: str = "group"
     vectorizable: bool = True
     one_group: bool = False
-    floor: Callable[[dict], tuple[str, dict]] = lambda h: ("sgd", {})
+    floor: Callable[[dict], tuple[str, dict]] = sgd_floor
 
 
 def one_pass(h: dict, t: int) -> Cost:
@@ -125,6 +137,16 @@ class Ops:
         """x ← a x."""
         raise NotImplementedError
 
+    def point_(self, xs, base, dirs, s: Scalar):
+        """x ← base + (s·dirs), the product rounded first (not a fused multiply-add), so that a
+        probe point or a step taken from a saved copy rounds as ``base + s * dirs`` does; in
+        place two kernels per tensor and no temporary (``xs`` must not be ``base``)."""
+        raise NotImplementedError
+
+    def sub_scaled_(self, xs, ys, a: Scalar):
+        """x ← x − a y (a fused multiply-add; ``a`` a number or a 0-d tensor): the step."""
+        raise NotImplementedError
+
     def set_(self, xs, ys):
         """x ← y."""
         raise NotImplementedError
@@ -141,12 +163,13 @@ class Ops:
         raise NotImplementedError
 
     def dot(self, xs, ys) -> Tensor:
-        """Σ_tensors Σ x·y (0-d, in the dtype of the tensors)."""
-        return torch.stack([torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys)]).sum()
+        """Σ_tensors Σ x·y (0-d, in the dtype of the tensors): one ``vdot`` per tensor, no
+        temporary, the same kernels in both drivers."""
+        return functools.reduce(operator.add, self.dots(xs, ys))
 
     def dots(self, xs, ys) -> list[Tensor]:
         """Per-tensor Σ x·y."""
-        return [torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys)]
+        return [torch.vdot(x.flatten(), y.flatten()) for x, y in zip(xs, ys)]
 
     @staticmethod
     def select(cond: bool, a: Callable[[], Any], b: Callable[[], Any]):
@@ -183,6 +206,19 @@ class _InPlace(Ops):
 
     def mul_(self, xs, a):
         torch._foreach_mul_(xs, a)
+        return xs
+
+    def point_(self, xs, base, dirs, s):
+        for x, b, d in zip(xs, base, dirs):
+            torch.mul(d, s, out=x)
+            x.add_(b)
+        return xs
+
+    def sub_scaled_(self, xs, ys, a):
+        if isinstance(a, Tensor):
+            torch._foreach_addcmul_(xs, ys, [a] * len(xs), value=-1.0)
+        else:
+            torch._foreach_add_(xs, ys, alpha=-a)
         return xs
 
     def set_(self, xs, ys):
@@ -223,6 +259,14 @@ class _Pure(Ops):
     def mul_(self, xs, a):
         return [x * a for x in xs]
 
+    def point_(self, xs, base, dirs, s):
+        return [b + d * s for b, d in zip(base, dirs)]
+
+    def sub_scaled_(self, xs, ys, a):
+        if isinstance(a, Tensor):
+            return [torch.addcmul(x, y, a, value=-1.0) for x, y in zip(xs, ys)]
+        return [torch.add(x, y, alpha=-a) for x, y in zip(xs, ys)]
+
     def set_(self, xs, ys):
         return list(ys)
 
@@ -258,14 +302,22 @@ class Oracle:
     """What an update may ask of the objective beyond the gradient it was given. Each costs
     oracle calls (counted by the closure, declared in :class:`Facts`).
 
-    * ``loss_at(base, dirs, s, split)``: the batch loss at ``base + s·dirs`` (1 forward).
+    * ``loss_at(base, dirs, s, split)``: the batch loss at ``base + s·dirs`` (1 forward; the
+      point rounded as :meth:`Ops.point_` computes it).
     * ``grad_at(base, dirs, s, split)``: ``(loss, grads)`` there (1 forward, 1 backward).
     * ``grad(split)``: ``(loss, grads)`` at the current parameters (e.g. ``split="val"``).
     * ``hvp(vs)``: ``H·vs`` at the current parameters on the training batch (1 HVP; the
       driver obtained the gradient in a way that allows it).
     * ``search(carry, trial, accept, shrink, max_trials)``: a backtracking loop (see
       :class:`_InPlaceOracle`).
+
+    In place, ``kept`` is a dict the rule may use to remember, across steps, the version
+    counters of gradient tensors it keeps by reference instead of copying (``grads_are_fresh``:
+    the closure sets ``p.grad`` to None before each backward, so they are not written again).
     """
+
+    kept: dict | None = None
+    grads_are_fresh = False
 
 
 class _InPlaceOracle(Oracle):
@@ -279,16 +331,31 @@ class _InPlaceOracle(Oracle):
     cost one validation pass, as in the papers' single-vector setting. Every closure call
     restores the gradients of all parameters, so a later unit still steps along its own."""
 
-    def __init__(self, params: list[Tensor], closure, name: str, everything: list[Tensor] | None = None):
+    def __init__(self, params: list[Tensor], closure, name: str, everything=None):
         self.params, self.closure, self.name = params, closure, name
-        self.everything = params if everything is None else everything  # every parameter of the optimizer
-        self.plain = closure is not None and _is_plain(closure)
+        self._everything = everything  # every parameter with a gradient (or a function giving them)
         self.cache: dict[str, tuple[Tensor, dict[int, Tensor]]] = {}
 
+    @functools.cached_property
+    def plain(self) -> bool:
+        return self.closure is not None and _is_plain(self.closure)
+
+    @property
+    def grads_are_fresh(self) -> bool:
+        """Whether the closure is :func:`lrbench.make_closure`'s, which sets every ``p.grad`` to
+        None before its backward: a rule may then keep this step's gradient tensors."""
+        return hasattr(self.closure, "counter")
+
+    @functools.cached_property
+    def everything(self) -> list[Tensor]:
+        e = self._everything
+        return self.params if e is None else (e() if callable(e) else e)
+
     def unit(self, params: list[Tensor]) -> "_InPlaceOracle":
-        view = object.__new__(_InPlaceOracle)
-        view.__dict__.update(self.__dict__)
-        view.params = params
+        """The view of one unit (a parameter group): its own parameters, the shared cache."""
+        view = _InPlaceOracle(params, self.closure, self.name, lambda: self.everything)
+        view.cache = self.cache
+        view.kept = self.kept.setdefault(id(params[0]), {})  # per unit
         return view
 
     def _need(self, what: str):
@@ -296,9 +363,10 @@ class _InPlaceOracle(Oracle):
             raise ValueError(f"{self.name} {what}: call step(closure)")
 
     def _move(self, base, dirs, s):
-        INPLACE.set_(self.params, base)
-        if dirs is not None:
-            INPLACE.add_(self.params, dirs, s)
+        if dirs is None:
+            INPLACE.set_(self.params, base)
+        else:
+            INPLACE.point_(self.params, base, dirs, s)
 
     def loss_at(self, base, dirs, s, split="train"):
         self._need("probes the loss")
@@ -357,7 +425,7 @@ class _PureOracle(Oracle):
         self.params, self.fns = params, fns
 
     def _point(self, base, dirs, s):
-        return list(base) if dirs is None else PURE.add(base, dirs, s)
+        return list(base) if dirs is None else PURE.point_(None, base, dirs, s)
 
     def loss_at(self, base, dirs, s, split="train"):
         return self.fns["loss"](self._point(base, dirs, s), split)
@@ -498,11 +566,13 @@ class Method(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure(create_graph=True) if self.hvp_key else closure()
-            loss = loss.detach() if isinstance(loss, Tensor) else loss
+            if isinstance(loss, Tensor) and loss.requires_grad:
+                loss = loss.detach()
         if self.facts.needs_loss and loss is None:
             raise ValueError(f"{name} needs the loss value: the closure returned None")
-        everything = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        shared = _InPlaceOracle(everything, closure, name, everything)
+        shared = _InPlaceOracle([], closure, name, lambda: [p for g in self.param_groups for p in g["params"]
+                                                            if p.grad is not None])
+        shared.kept = self.__dict__.setdefault("_kept_versions", {})  # see Oracle.kept
         for h, params, groups in self._units():
             params = [p for p in params if p.grad is not None]
             if not params:
@@ -518,7 +588,7 @@ class Method(torch.optim.Optimizer):
             state.update({k: v for k, v in head.items() if k != "step" and k not in keys})
             grads = [p.grad for p in params]
             oracle = shared.unit(params)
-            l_in = None if loss is None else loss.to(params[0].dtype)
+            l_in = loss if loss is None or loss.dtype == params[0].dtype else loss.to(params[0].dtype)
             new_params, new_state, lr = self.update(INPLACE, h, head["step"], params, grads, state, l_in, oracle)
             if new_params is not params:
                 INPLACE.set_(params, new_params)
@@ -529,8 +599,8 @@ class Method(torch.optim.Optimizer):
                 if k not in keys:
                     head[k] = x
             head["step"] += 1
-            for g in groups:
-                g["lr"] = lr.detach().clone() if isinstance(lr, Tensor) else lr
+            for g in groups:  # a rule returns a new η each step (never updated in place): no copy
+                g["lr"] = lr
         if self.hvp_key and hasattr(closure, "release"):
             closure.release()  # free the gradient's graph now rather than at the next call
         return loss

@@ -105,11 +105,11 @@ def _bias_sqrt(beta: float, t: int) -> float:
 
 
 def _adam_div(ops: Ops, m, v, bc1, bc2_sqrt, eps: float):
+    """(m / bc1) / (√v / √bc2 + ε), in place as m / (√v · (bc1/√bc2) + ε·bc1): the same
+    quantity with the bias correction folded into the denominator (one pass fewer)."""
     if ops.inplace:
         denom = torch._foreach_sqrt(v)
-        torch._foreach_div_(denom, bc2_sqrt)
-        torch._foreach_add_(denom, eps)
-        d = torch._foreach_div(m, bc1)
-        torch._foreach_div_(d, denom)
-        return d
-    return [(mi / bc1) / (vi.sqrt() / bc2_sqrt + eps) for mi, vi in zip(m, v)]
+        torch._foreach_mul_(denom, bc1 / bc2_sqrt)
+        torch._foreach_add_(denom, eps * bc1)
+        return torch._foreach_div(m, denom)
+    return [mi / (vi.sqrt() * (bc1 / bc2_sqrt) + eps * bc1) for mi, vi in zip(m, v)]

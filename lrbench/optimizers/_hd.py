@@ -41,7 +41,7 @@ def lr_state(h: dict, like: torch.Tensor) -> dict:
 
 def hd_step(ops: Ops, h: dict, t, params, grads, state: dict, oracle: Oracle, *, direction: Callable,
             hyper_lr: float, weight_decay: float = 0.0, floor: float | None = 0.0, lr_momentum: float = 0.0,
-            validation: bool = False, prev: str = "dir", unfused: bool = False):
+            validation: bool = False, prev: str = "dir"):
     """One HD step: η from the hypergradient, then w ← w − η d (see the module docstring).
 
     Args:
@@ -54,30 +54,40 @@ def hd_step(ops: Ops, h: dict, t, params, grads, state: dict, oracle: Oracle, *,
         validation: ∇E is the validation gradient (seed 000 §5.3, 1 forward + 1 backward more).
         prev: where d_{t-1} is: ``"dir"`` (kept by this rule) or the direction's buffer that
             equals it (``"momentum_buffer"`` for heavy ball).
-        unfused: round as seed 000's implementation did, for ``fd_first_order``'s trajectories
-            bit for bit: g·d as per-tensor sums of products (not ``vdot``) and w − (η d) with
-            the product rounded first (not a fused multiply-add; one temporary more).
 
     Returns:
         ``(params, state, η_t)``.
     """
+    kept = getattr(oracle, "kept", None)  # in place: id -> version of the gradient tensors kept last step
+    if kept and any(kept.get(id(x), x._version) != x._version for x in state["dir"]):
+        raise ValueError("hypergradient: the previous step's gradient, kept as d_{t-1}, was changed in place "
+                         "after step(); set gradients to None instead (zero_grad(set_to_none=True))")
     g = ops.add(grads, params, weight_decay) if weight_decay else grads
     e = oracle.grad("val")[1] if validation else g
-    if unfused:
-        dot = torch.stack([(x * y).sum() for x, y in zip(e, state[prev])]).sum().to(state["lr"].dtype)
-    else:
-        dot = ops.dot(e, state[prev]).to(state["lr"].dtype)
+    dot = ops.dot(e, state[prev])
+    if dot.dtype != state["lr"].dtype:
+        dot = dot.to(state["lr"].dtype)
     new = dict(state)
     if lr_momentum:
         new["lr_buf"] = lr_momentum * state["lr_buf"] + hyper_lr * dot
         lr = state["lr"] + new["lr_buf"]
     else:
-        lr = state["lr"] + hyper_lr * dot
+        lr = torch.add(state["lr"], dot, alpha=hyper_lr)
     if floor is not None:
-        lr = lr.clamp(min=floor)
+        lr = torch.clamp_min(lr, floor)
     new["lr"] = lr
     d, _, new, fresh = direction(ops, t, params, g, new)
-    params = ops.add_(params, ops.scale(d, lr), -1.0) if unfused else ops.add_(params, d, -lr)
+    params = ops.sub_scaled_(params, d, lr)
     if prev == "dir":
-        new["dir"] = d if fresh else ops.set_(state["dir"], d)
+        if fresh:
+            new["dir"] = d
+        elif kept is not None and oracle.grads_are_fresh:
+            # d is this step's gradient: keep the tensors themselves, no copy (lrbench's closure sets
+            # p.grad to None before every backward, so they are not written again); their version
+            # counters, checked above, catch an in-place change made to them after step()
+            new["dir"] = list(d)
+            kept.clear()
+            kept.update((id(x), x._version) for x in d)
+        else:
+            new["dir"] = ops.set_(state["dir"], d)
     return params, new, lr

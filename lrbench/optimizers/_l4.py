@@ -85,7 +85,7 @@ def l4_step(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.T
         gtv = ops.dot(new["exp_avg"], d) / (1.0 - (1.0 - 1.0 / h["tau_m"]) ** (t + 1))
     eta, new["l_min"] = l4_eta(loss, state["l_min"], t == 0, gtv.to(loss.dtype), alpha=h["alpha"],
                                gamma=h["gamma"], tau=h["tau"], gamma0=h["gamma0"], eps=h["eps"])
-    params = ops.add_(params, d, -eta)
+    params = ops.sub_scaled_(params, d, eta)
     return params, new, eta
 
 

@@ -272,5 +272,5 @@ def marthe_step(ops: Ops, h: dict, t: int, params, grads, state: dict, loss, ora
             new["dir"] = d                            # a new list, kept as d_{t-1} of the next step
         return params, new, lr
     new["z"] = z
-    params = ops.add_(params, d, -lr)
+    params = ops.sub_scaled_(params, d, lr)
     return params, new, lr

@@ -148,14 +148,13 @@ def sps_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.
         ``(params, state, η)``; the state's ``eta`` is the η_prev of the next step.
     """
     eta_prev = state["eta"]
-    # ‖g‖² as Σ (g·g).sum() and w − (η g) (multiply, then subtract), as sps_update computes them:
-    # SPS amplifies a last-bit change of η by ~1e7 within 50 steps on a small net, so ops.dot
-    # (vdot) and a fused add would not reproduce the reference trajectories. Both cost one
-    # temporary the size of one tensor (‖g‖²) or of g (the step).
-    grad_sq = grad_sq_norm(grads).to(eta_prev.dtype)
+    # ‖g‖² by vdot and the step by one fused multiply-add: no temporaries. (SPS amplifies a
+    # last-bit change of η by ~1e7 within 50 steps on a small net, so this rounds differently
+    # from sps_update; bench/trajectory_check.py holds it to the drift of a 1e-15 start.)
+    grad_sq = ops.dot(grads, grads).to(eta_prev.dtype)
     eta, eta_next = sps_step_size(loss.to(eta_prev.dtype), grad_sq, eta_prev, c=h["c"], f_star=h["f_star"],
                                   gamma=h["gamma"], n_batches=n_batches(h))
-    params = ops.add_(params, ops.scale(grads, eta), -1.0)
+    params = ops.sub_scaled_(params, grads, eta)
     return params, {**state, "eta": eta_next}, eta
 
 
@@ -168,9 +167,9 @@ def sls_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.
     probes move the live parameters; the copy is the one parameter-sized buffer of the
     search), and the final parameters are computed from it again, as :func:`sgd_step` does
     (``η g`` first, then the subtraction; one temporary), so they are exactly ``w − η g`` for
-    the accepted η whatever the failed probes did. The probes themselves are at
-    ``w + (−η) g`` as the oracle computes it (one fused kernel), which may differ from it in
-    the last bit.
+    the accepted η whatever the failed probes did. The probes are computed the same way
+    (:meth:`~lrbench.optimizers._core.Ops.point_`), so in place the parameters already hold
+    the accepted point after the search (it was the last one probed) and are not written again.
 
     Returns:
         ``(params, state, η)``; the state's ``eta`` is the accepted η (the next reset's η_prev).
@@ -186,7 +185,7 @@ def sls_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.
         lambda eta, trial_loss: armijo_holds(f, trial_loss.to(eta.dtype), eta, grad_sq, c),
         lambda eta: eta * beta_b,
         h["max_backtracks"] + 1)
-    # w − (η g) as sgd_step computes it (a multiply, then a subtraction): bit-exact whatever the
-    # failed probes did; the probes' addcmul may differ from it in the last bit (a fused multiply-add)
-    params = ops.add_(ops.set_(params, start), ops.scale(grads, eta), -1.0)
+    # w − (η g) as sgd_step computes it (a multiply, then a subtraction), bit-exact whatever the
+    # failed probes did; in place the last probe (the accepted trial, or the smallest one) left it
+    params = params if ops.inplace else ops.point_(params, start, grads, -eta)
     return params, {**state, "eta": eta}, eta

@@ -170,7 +170,7 @@ def tlr_step(ops: Ops, h: dict, t: int, params, grads, state: dict, *, window: i
         alpha = alpha * newton_factor(ops.dot(mean, prev), ops.dot(mean, mean), h["c"])
         new["grad_acc"], new["grad_prev"] = _zero_(ops, prev), mean
     new["alpha"] = alpha
-    return ops.add_(params, d, -alpha), new, alpha
+    return ops.sub_scaled_(params, d, alpha), new, alpha
 
 
 def tlr_pl_step(ops: Ops, h: dict, t: int, params, grads, state: dict, *, window: int, fresh: bool):
@@ -225,7 +225,7 @@ def tlr_naive_step(ops: Ops, h: dict, t: int, params, grads, state: dict, oracle
         new["grad_acc"] = _zero_(ops, acc)
         params = ops.set_(params, base)
     new["alpha"] = alpha
-    return ops.add_(params, d, -alpha), new, alpha
+    return ops.sub_scaled_(params, d, alpha), new, alpha
 
 
 def naive_cost(h: dict, t: int) -> Cost:

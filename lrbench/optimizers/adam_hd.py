@@ -7,7 +7,7 @@ from functools import partial
 import torch
 
 from lrbench.optimizers import _directions, _validate as v
-from lrbench.optimizers._core import Method
+from lrbench.optimizers._core import Facts, Method, adam_floor, one_pass
 from lrbench.optimizers._hd import hd_step, lr_state
 from lrbench.registry import register_optimizer
 
@@ -71,6 +71,7 @@ class AdamHD(Method):
     """
 
     param_keys = ("dir",) + _directions.ADAM_KEYS
+    facts = Facts(one_pass, floor=adam_floor)
 
     def __init__(self, params, lr: float = 0.01, hypergrad_lr: float = 1e-7, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0, clamp_lr: bool = True):

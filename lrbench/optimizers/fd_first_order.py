@@ -97,4 +97,4 @@ class FDFirstOrder(Method):
     def update(ops, h, t, params, grads, state, loss, oracle):
         return hd_step(ops, h, t, params, grads, state, oracle, direction=_directions.sgd,
                        hyper_lr=h["alpha"], floor=h["delta"], lr_momentum=h["lr_momentum"],
-                       validation=h["validation"], prev="dir", unfused=True)
+                       validation=h["validation"], prev="dir")

@@ -128,11 +128,10 @@ class FDNewton(Method):
         eps = h["eps"] if h["rel_eps"] is None else h["rel_eps"] * torch.maximum(lr, state["lr0"])
         split = "val" if h["validation"] else "train"
         start = [p.clone() for p in params] if ops.inplace else params  # in place the probes move params
-        # each point w − s·g rounded as a product, then a difference (not fused): the second
-        # difference of eq. 10 at ε = 1e-5 resolves the loss to 1e-10 and would see the change
-        losses = torch.stack([oracle.loss_at(start, ops.scale(grads, lr + j * eps), -1.0, split)
-                              for j in PROBE_OFFSETS])
-        params = ops.add_(ops.set_(params, start), ops.scale(grads, lr), -1.0)  # = the j = 0 probe point
+        # each point w − s·g rounded as a product, then a difference (ops.point_, not fused): the
+        # second difference of eq. 10 at ε = 1e-5 resolves the loss to 1e-10 and would see it
+        losses = torch.stack([oracle.loss_at(start, grads, -(lr + j * eps), split) for j in PROBE_OFFSETS])
+        params = ops.point_(params, start, grads, -lr)  # = the j = 0 probe point, bit for bit
         step = newton_lr_step(losses, eps, h["delta"]).to(lr.dtype)
         new_lr, new_buf = lr_update(lr, state["lr_buf"], step, beta=h["lr_momentum"], delta=h["delta"])
         return params, {**state, "lr": new_lr, "lr_buf": new_buf}, lr

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from lrbench.optimizers import _directions, _validate as v
-from lrbench.optimizers._l4 import L4Base, l4_step, validate_common
+from lrbench.optimizers._core import Facts
+from lrbench.optimizers._l4 import FACTS, L4Base, l4_step, validate_common
 from lrbench.registry import register_optimizer
 
 
@@ -62,6 +63,9 @@ class L4Adam(L4Base):
     """
 
     param_keys = _directions.ADAM_KEYS
+
+    facts = Facts(FACTS.cost, needs_loss=True, lr_scope="global",
+                  floor=lambda h: ("adam", {"betas": (1 - 1 / h["tau_m"], 1 - 1 / h["tau_s"]), "eps": h["adam_eps"]}))
 
     def __init__(self, params, alpha: float = 0.15, gamma: float = 0.9, tau: float = 1000.0,
                  gamma0: float = 0.75, eps: float = 1e-12, tau_m: float = 10.0,

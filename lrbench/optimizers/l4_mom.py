@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from lrbench.optimizers import _directions
-from lrbench.optimizers._l4 import L4Base, l4_step, validate_common
+from lrbench.optimizers._core import Facts
+from lrbench.optimizers._l4 import FACTS, L4Base, l4_step, validate_common
 from lrbench.registry import register_optimizer
 
 
@@ -61,6 +62,10 @@ class L4Mom(L4Base):
     """
 
     param_keys = _directions.EMA_KEYS
+
+    # the floor: SGD-momentum, whose buffer update costs what L4Mom's moving average does
+    facts = Facts(FACTS.cost, needs_loss=True, lr_scope="global",
+                  floor=lambda h: ("sgd", {"momentum": 1 - 1 / h["tau_m"], "dampening": 1 - 1 / h["tau_m"]}))
 
     def __init__(self, params, alpha: float = 0.15, gamma: float = 0.9, tau: float = 1000.0,
                  gamma0: float = 0.75, eps: float = 1e-12, tau_m: float = 10.0):

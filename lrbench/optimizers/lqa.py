@@ -129,10 +129,9 @@ class LQA(Method):
         d, _, state, _ = _directions.sgd(ops, t, params, grads, state, momentum=m, dampening=m)
         delta0 = state["delta"]
         start = [p.clone() for p in params] if ops.inplace else params  # in place the probes move params
-        step_d = ops.scale(d, delta0)  # δ0·d, then θ ∓ δ0·d: rounded as a product and a sum (not fused)
-        loss_minus = oracle.loss_at(start, step_d, -1.0)  # ℓ(θ − δ0·d), eq. 4
-        loss_plus = oracle.loss_at(start, step_d, 1.0)  # ℓ(θ + δ0·d), eq. 5
-        del step_d
+        # θ ∓ δ0·d rounded as a product and a sum (ops.point_, not fused)
+        loss_minus = oracle.loss_at(start, d, -delta0)  # ℓ(θ − δ0·d), eq. 4
+        loss_plus = oracle.loss_at(start, d, delta0)  # ℓ(θ + δ0·d), eq. 5
         step, next_delta0 = lqa_step_size(loss, loss_minus, loss_plus, delta0)
-        params = ops.add_(ops.set_(params, start), ops.scale(d, step), -1.0)  # θ − δ*·d from the untouched θ
+        params = ops.point_(params, start, d, -step)  # θ − δ*·d from the untouched θ
         return params, {**state, "delta": next_delta0}, step

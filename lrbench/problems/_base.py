@@ -88,6 +88,10 @@ class Problem(abc.ABC):
     synthetic: bool = False
     needs_download: ClassVar[bool] = False
     has_validation: ClassVar[bool] = False
+    #: a vectorisable problem's seeds run as one batch only from this many on (None: never by
+    #: itself): below it the batched forward pass costs more per seed than one run alone
+    #: (measured with ``bench/vectorized_seeds.py``; reports/timing.md, "Vectorised seeds")
+    vectorize_min_seeds: ClassVar[int | None] = 2
 
     def __init__(self, size: str = "default", **options: Any) -> None:
         if options:
