@@ -151,15 +151,9 @@ class Ops:
         """x ← y."""
         raise NotImplementedError
 
-    def where_(self, cond, xs, ys):
-        """x ← y where ``cond`` (a bool or 0-d bool tensor) holds, else unchanged."""
-        raise NotImplementedError
 
     # ---- new values
     def add(self, xs, ys, alpha: Scalar = 1.0) -> list[Tensor]:
-        raise NotImplementedError
-
-    def scale(self, xs, a: Scalar) -> list[Tensor]:
         raise NotImplementedError
 
     def dot(self, xs, ys) -> Tensor:
@@ -225,20 +219,10 @@ class _InPlace(Ops):
         torch._foreach_copy_(xs, ys)
         return xs
 
-    def where_(self, cond, xs, ys):
-        if isinstance(cond, Tensor):
-            for x, y in zip(xs, ys):
-                torch.where(cond, y, x, out=x)
-            return xs
-        return self.set_(xs, ys) if cond else xs
-
     def add(self, xs, ys, alpha=1.0):
         if isinstance(alpha, Tensor):
             return [torch.addcmul(x, y, alpha) for x, y in zip(xs, ys)]
         return torch._foreach_add(xs, ys, alpha=alpha)
-
-    def scale(self, xs, a):
-        return torch._foreach_mul(xs, a)
 
 
 class _Pure(Ops):
@@ -270,16 +254,10 @@ class _Pure(Ops):
     def set_(self, xs, ys):
         return list(ys)
 
-    def where_(self, cond, xs, ys):
-        return [torch.where(cond, y, x) for x, y in zip(xs, ys)]
-
     def add(self, xs, ys, alpha=1.0):
         if isinstance(alpha, Tensor):
             return [torch.addcmul(x, y, alpha) for x, y in zip(xs, ys)]
         return [torch.add(x, y, alpha=alpha) for x, y in zip(xs, ys)]
-
-    def scale(self, xs, a):
-        return [x * a for x in xs]
 
 
 def _merge(cond, a, b):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 
 from lrbench.optimizers import _directions, _validate as v
 from lrbench.optimizers._core import Method
