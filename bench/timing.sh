@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# reports/timing.md from a fresh run of the whole benchmark set (about 3 min on 2 idle cores):
+# reports/timing.md from a fresh run of the whole benchmark set (about 12 min on 2 idle cores):
 #     bash bench/timing.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
