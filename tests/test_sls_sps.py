@@ -12,7 +12,8 @@ import torch
 import lrbench.optimizers.sls  # noqa: F401  (registers "sls")
 import lrbench.optimizers.sps  # noqa: F401  (registers "sps")
 from lrbench.closure import OracleCounter, make_closure
-from lrbench.optimizers._polyak_armijo import armijo_gap, sgd_step, sls_reset, sps_update
+from lrbench.optimizers._core import PURE
+from lrbench.optimizers._polyak_armijo import armijo_gap, sgd_step, sls_reset, sps_rule
 from lrbench.optimizers.sls import SLS
 from lrbench.optimizers.sps import SPS
 from lrbench.registry import optimizer_class
@@ -362,8 +363,10 @@ def test_vmap_sls_pieces_over_seeds_equal_separate_calls():
 
 
 def test_vmap_sps_update_over_seeds_equals_separate_calls():
-    def one(params, grads, loss, eta_prev):
-        return sps_update(params, grads, loss, eta_prev, c=0.5, f_star=0.1, gamma=2.0, n_batches=2)
+    def one(params, grads, loss, eta_prev):  # the rule SPS's step() and functional() run, pure
+        h = {"c": 0.5, "f_star": 0.1, "gamma": 2.0, "steps_per_epoch": 2}
+        new, state, eta = sps_rule(PURE, h, 0, params, grads, {"eta": eta_prev}, loss, None)
+        return new, eta, state["eta"]
 
     per_seed = []
     for s in range(4):

@@ -32,6 +32,7 @@ them.
 
 from __future__ import annotations
 
+import abc
 import functools
 import inspect
 import operator
@@ -108,7 +109,7 @@ def one_pass(h: dict, t: int) -> Cost:
 Scalar = float | Tensor
 
 
-class Ops:
+class Ops(abc.ABC):
     """List operations shared by both drivers. Methods named ``set_*`` or ``*_`` update their
     first argument (a list of the optimizer's own buffers or the parameters): in place under
     :data:`INPLACE`, out of place under :data:`PURE`. Both return the updated list, and the
@@ -117,44 +118,44 @@ class Ops:
     inplace: bool
 
     # ---- updates of buffers / parameters
+    @abc.abstractmethod
     def lerp_(self, xs, ys, w: float):
         """x ← x + w (y − x)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def scale_add_(self, xs, a: float, ys, b: float = 1.0):
         """x ← a x + b y."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def scale_addcmul_(self, xs, a: float, ys, zs, b: float):
         """x ← a x + b y z."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def add_(self, xs, ys, alpha: Scalar = 1.0):
         """x ← x + α y (α a number or a 0-d tensor)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def mul_(self, xs, a: Scalar):
         """x ← a x."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def point_(self, xs, base, dirs, s: Scalar):
         """x ← base + (s·dirs), the product rounded first (not a fused multiply-add), so that a
         probe point or a step taken from a saved copy rounds as ``base + s * dirs`` does; in
         place two kernels per tensor and no temporary (``xs`` must not be ``base``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def sub_scaled_(self, xs, ys, a: Scalar):
         """x ← x − a y (a fused multiply-add; ``a`` a number or a 0-d tensor): the step."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def set_(self, xs, ys):
         """x ← y."""
-        raise NotImplementedError
-
 
     # ---- new values
+    @abc.abstractmethod
     def add(self, xs, ys, alpha: Scalar = 1.0) -> list[Tensor]:
-        raise NotImplementedError
+        """x + α y, new tensors."""
 
     def dot(self, xs, ys) -> Tensor:
         """Σ_tensors Σ x·y (0-d, in the dtype of the tensors): one ``vdot`` per tensor, no

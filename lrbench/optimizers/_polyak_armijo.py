@@ -32,19 +32,14 @@ import torch
 from lrbench.optimizers import _validate as v
 from lrbench.optimizers._core import Cost, Facts, Ops, Oracle, one_pass
 
-__all__ = ["sgd_step", "grad_sq_norm", "smoothed_bound", "sls_reset", "armijo_gap", "armijo_holds",
-           "sps_step_size", "sps_update", "sps_rule", "sls_rule", "eta_state", "n_batches",
+__all__ = ["sgd_step", "smoothed_bound", "sls_reset", "armijo_gap", "armijo_holds",
+           "sps_step_size", "sps_rule", "sls_rule", "eta_state", "n_batches",
            "SPS_FACTS", "SLS_FACTS", "validate_steps_per_epoch"]
 
 
 def sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], eta: torch.Tensor) -> list[torch.Tensor]:
     """The SGD point ``w - η g``, out of place (a trial point of SLS, the update of both)."""
     return [p - eta * g for p, g in zip(params, grads)]
-
-
-def grad_sq_norm(grads: list[torch.Tensor]) -> torch.Tensor:
-    """``‖g‖²`` over all tensors of the list (one vector: one step size for all parameters)."""
-    return sum((g * g).sum() for g in grads)
 
 
 def smoothed_bound(eta_prev: torch.Tensor, gamma: float, n_batches: int) -> torch.Tensor:
@@ -98,19 +93,6 @@ def sps_step_size(loss: torch.Tensor, grad_sq: torch.Tensor, eta_prev: torch.Ten
     return eta, eta_next
 
 
-def sps_update(params: list[torch.Tensor], grads: list[torch.Tensor], loss: torch.Tensor,
-               eta_prev: torch.Tensor, *, c: float, f_star: float, gamma: float,
-               n_batches: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """One SPS step ``w <- w - η g`` with η from :func:`sps_step_size`.
-
-    Returns:
-        ``(new_params, eta, eta_next)``.
-    """
-    eta, eta_next = sps_step_size(loss, grad_sq_norm(grads), eta_prev, c=c, f_star=f_star, gamma=gamma,
-                                  n_batches=n_batches)
-    return sgd_step(params, grads, eta), eta, eta_next
-
-
 def validate_steps_per_epoch(steps_per_epoch) -> None:
     """``steps_per_epoch`` is None (full batch: 1) or an integer >= 1."""
     if steps_per_epoch is not None:
@@ -150,7 +132,8 @@ def sps_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.
     eta_prev = state["eta"]
     # ‖g‖² by vdot and the step by one fused multiply-add: no temporaries. (SPS amplifies a
     # last-bit change of η by ~1e7 within 50 steps on a small net, so this rounds differently
-    # from sps_update; bench/trajectory_check.py holds it to the drift of a 1e-15 start.)
+    # from the first implementation; bench/trajectory_check.py holds it to the drift of a 1e-15
+    # start.)
     grad_sq = ops.dot(grads, grads).to(eta_prev.dtype)
     eta, eta_next = sps_step_size(loss.to(eta_prev.dtype), grad_sq, eta_prev, c=h["c"], f_star=h["f_star"],
                                   gamma=h["gamma"], n_batches=n_batches(h))
@@ -164,12 +147,11 @@ def sls_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.
     w ← w − η g.
 
     Each trial point ``w − η g`` is computed from a saved copy of the start ``w`` (in place the
-    probes move the live parameters; the copy is the one parameter-sized buffer of the
-    search), and the final parameters are computed from it again, as :func:`sgd_step` does
-    (``η g`` first, then the subtraction; one temporary), so they are exactly ``w − η g`` for
-    the accepted η whatever the failed probes did. The probes are computed the same way
-    (:meth:`~lrbench.optimizers._core.Ops.point_`), so in place the parameters already hold
-    the accepted point after the search (it was the last one probed) and are not written again.
+    probes move the live parameters; the copy is the one parameter-sized buffer of the search)
+    with :meth:`~lrbench.optimizers._core.Ops.point_`: ``η g`` rounded first, then the
+    subtraction, as :func:`sgd_step` computes it. So the accepted point is exactly ``w − η g``
+    whatever the failed probes did; in place the parameters already hold it after the search
+    (it was the last one probed) and are not written again.
 
     Returns:
         ``(params, state, η)``; the state's ``eta`` is the accepted η (the next reset's η_prev).

@@ -47,17 +47,15 @@ rule to given tensors without changing them (reference values for the tests).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from lrbench.optimizers import _directions, _validate as v
-from lrbench.optimizers._core import INPLACE, Cost, Ops, Oracle
+from lrbench.optimizers._core import Cost, Ops, Oracle
 
 __all__ = [
-    "TLRResult",
-    "TLRNaiveResult",
     "validate",
     "window_length",
     "closes_window",
@@ -67,9 +65,6 @@ __all__ = [
     "tlr_naive_step",
     "naive_cost",
     "alpha_state",
-    "tlr_update",
-    "tlr_pl_update",
-    "tlr_naive_update",
 ]
 
 Tensors = Sequence[Tensor]
@@ -236,88 +231,3 @@ def naive_cost(h: dict, t: int) -> Cost:
 def alpha_state(h: dict, like: Tensor) -> dict:
     """The unit's alpha (``tlr``, ``tlr_naive``): a 0-d tensor of the parameters' dtype at ``h["lr"]``."""
     return {"alpha": torch.as_tensor(h["lr"], dtype=like.dtype, device=like.device).clone()}
-
-
-# --------------------------------------------------------------------------- one step on given tensors
-
-class TLRResult(NamedTuple):
-    """Output of :func:`tlr_update` / :func:`tlr_pl_update` (new parameters and state)."""
-
-    params: list[Tensor]
-    momentum_buffers: list[Tensor]
-    grad_acc: list[Tensor]  # sum of directions in the current (unfinished) window
-    grad_prev: list[Tensor]  # mean direction of the last finished window, G_{t-1}
-    alpha: Tensor | list[Tensor]  # 0-d (tlr) or one 0-d tensor per parameter tensor (tlr_pl)
-    step: Tensor  # steps taken so far
-    lr: Tensor  # step size applied in this step (tlr_pl: mean of the per-tensor alphas)
-
-
-class TLRNaiveResult(NamedTuple):
-    """Output of :func:`tlr_naive_update`."""
-
-    params: list[Tensor]
-    momentum_buffers: list[Tensor]
-    grad_acc: list[Tensor]
-    alpha: Tensor
-    step: Tensor
-    lr: Tensor
-
-
-def _copies(xs: Tensors) -> list[Tensor]:
-    return [x.detach().clone() for x in xs]
-
-
-def _given(h: dict, momentum_buffers, grad_acc, **more) -> dict:
-    state = {"grad_acc": _copies(grad_acc), **more}
-    if h["momentum"]:
-        state["momentum_buffer"] = _copies(momentum_buffers)
-    return state
-
-
-class _GivenGradient(Oracle):
-    """An in-place oracle whose probe gradient is given (it moves the parameters as a real one)."""
-
-    def __init__(self, params, grads):
-        self.params, self.grads = params, grads
-
-    def grad_at(self, base, dirs, s, split="train"):
-        INPLACE.add_(INPLACE.set_(self.params, base), dirs, s)
-        return None, _copies(self.grads)
-
-
-def tlr_update(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
-               grad_prev: Tensors, alpha: Tensor, step, *, momentum: float, weight_decay: float,
-               c: float, window: int) -> TLRResult:
-    """:func:`tlr_step` on copies of the given tensors (``step`` = steps taken before; the
-    momentum buffer is ``d_{t-1}``, not used at step 0), with the in-place driver's arithmetic."""
-    h = dict(momentum=momentum, weight_decay=weight_decay, c=c)
-    state = _given(h, momentum_buffers, grad_acc, grad_prev=_copies(grad_prev), alpha=alpha.clone())
-    ps, st, lr = tlr_step(INPLACE, h, int(step), _copies(params), list(grads), state, window=window)
-    return TLRResult(ps, st.get("momentum_buffer", list(momentum_buffers)), st["grad_acc"], st["grad_prev"],
-                     st["alpha"], torch.as_tensor(step) + 1, lr)
-
-
-def tlr_pl_update(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
-                  grad_prev: Tensors, alphas: Tensors, step, *, momentum: float, weight_decay: float,
-                  c: float, window: int) -> TLRResult:
-    """:func:`tlr_pl_step` on copies of the given tensors (as :func:`tlr_update`)."""
-    h = dict(momentum=momentum, weight_decay=weight_decay, c=c, lr=None)
-    state = _given(h, momentum_buffers, grad_acc, grad_prev=_copies(grad_prev), alpha=_copies(alphas))
-    ps, st, lr = tlr_pl_step(INPLACE, h, int(step), _copies(params), list(grads), state, window=window,
-                             fresh=False)
-    return TLRResult(ps, st.get("momentum_buffer", list(momentum_buffers)), st["grad_acc"], st["grad_prev"],
-                     st["alpha"], torch.as_tensor(step) + 1, lr)
-
-
-def tlr_naive_update(params: Tensors, grads: Tensors, momentum_buffers: Tensors, grad_acc: Tensors,
-                     alpha: Tensor, step, probe_grads: Tensors | None, *, eta: float, momentum: float,
-                     weight_decay: float, window: int) -> TLRNaiveResult:
-    """:func:`tlr_naive_step` on copies of the given tensors (as :func:`tlr_update`), with
-    ``probe_grads`` the loss gradient at the lookahead point (None on steps that close no window)."""
-    h = dict(momentum=momentum, weight_decay=weight_decay, eta=eta)
-    ps = _copies(params)
-    state = _given(h, momentum_buffers, grad_acc, alpha=alpha.clone())
-    oracle = _GivenGradient(ps, probe_grads)
-    ps, st, lr = tlr_naive_step(INPLACE, h, int(step), ps, list(grads), state, oracle, window=window)
-    return TLRNaiveResult(ps, st.get("momentum_buffer", list(momentum_buffers)), st["grad_acc"], st["alpha"],
-                          torch.as_tensor(step) + 1, lr)
