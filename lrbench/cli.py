@@ -17,8 +17,6 @@ from pathlib import Path
 from lrbench.spec import REPORT_FORMATS  # no torch behind it
 
 EXIT_BAD_INPUT = 2
-BAR_NAME = 60
-"""The longest run name the progress bar shows (a longer one is cut)."""
 
 
 class _BadInput(Exception):
@@ -53,6 +51,13 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -81,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--vectorize", choices=["auto", "off"], default="auto",
                      help="run the seeds of a setting as one batched computation where supported (default auto)")
     run.add_argument("--data-dir", help="where datasets are read from (default $LRBENCH_DATA or ~/.cache/lrbench)")
+    run.add_argument("--workers", type=_count, help="runs at a time (default: one per CPU core, or per GPU on CUDA)")
+    run.add_argument("--threads", type=_count, help="torch threads per run (default: the cores shared among the workers)")
+    run.add_argument("--backend", choices=["local", "ray"], help="local worker processes (default) or a Ray cluster")
+    run.add_argument("--address", help="the Ray cluster: auto or HOST:PORT (default: start a local Ray)")
+    run.add_argument("--timeout", type=_number, help="per-run wall-time limit in seconds (status timeout)")
+    run.add_argument("--max-memory", type=_number, help="per-run resident-memory limit in MiB (status failed)")
 
     rep = sub.add_parser("report", help="render the leaderboard from a results database")
     rep.add_argument("--db", default="lrbench.sqlite")
@@ -145,7 +156,8 @@ def _run(args, argv: list[str]) -> int:
     from lrbench.report import write_report
     from lrbench.runner import resolve_device
     from lrbench.store import Store, check_path
-    from lrbench.suite import check_configs, load_suite, select
+    from lrbench.executors import make_executor
+    from lrbench.suite import check_configs, load_suite, select, with_execution
     from lrbench.sweep import pending, stages
 
     console = _console()
@@ -156,6 +168,10 @@ def _run(args, argv: list[str]) -> int:
     suite = load_suite(args.suite, validate=False)  # checked below, for the runs still to do
     device = args.device or suite.device
     suite = select(suite, args.problems, args.optimizers, args.seeds, str(resolve_device(device)))
+    execution = with_execution(suite.execution, "command line", workers=args.workers, threads=args.threads,
+                               backend=args.backend, address=args.address, timeout_s=args.timeout,
+                               max_memory_mb=args.max_memory)
+    executor = make_executor(execution, suite.device)
     command = " ".join(["lrbench", *argv])
     counts: Counter = Counter()
     with Store(args.db, on_wait=lambda msg: print(f"lrbench: {msg}", file=sys.stderr)) as store:
@@ -163,8 +179,9 @@ def _run(args, argv: list[str]) -> int:
             todo, skipped = pending(configs, store)
             check_configs(todo)
             name = suite.name if stage == "main" else f"{suite.name} ({stage})"
-            _say(console, f"suite {name}: {len(configs)} runs, {skipped} already recorded in {args.db}")
-            counts += _sweep_with_progress(todo, store, console, args.vectorize == "auto")
+            _say(console, f"suite {name}: {len(configs)} runs, {skipped} already recorded in {args.db}"
+                 + (f"; {executor.description}" if todo else ""))
+            counts += _sweep_with_progress(todo, store, console, args.vectorize == "auto", executor)
     if counts:
         _say(console, "finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     path = write_report(args.db, args.out, "md", command=command)
@@ -172,25 +189,13 @@ def _run(args, argv: list[str]) -> int:
     return 0
 
 
-def _bar_name(name: str) -> str:
-    from rich.markup import escape
-
-    return escape(name if len(name) <= BAR_NAME else name[: BAR_NAME - 1] + "…")
-
-
-def _sweep_with_progress(todo, store, console, vectorize: bool) -> Counter:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
+def _sweep_with_progress(todo, store, console, vectorize: bool, executor) -> Counter:
+    from lrbench.progress import SweepProgress
     from lrbench.sweep import sweep
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("runs", total=len(todo))
-        return sweep(todo, store, on_start=lambda c: bar.update(task, description=_bar_name(c.name)),
-                     on_done=lambda r: bar.advance(task), vectorize=vectorize,
-                     on_wait=lambda n: bar.update(task, description=f"waiting for {n} runs of another sweep"))
+    with SweepProgress(console, todo, executor.slots) as progress:
+        return sweep(todo, store, on_start=progress.start, on_done=progress.done, vectorize=vectorize,
+                     on_wait=progress.waiting, executor=executor)
 
 
 def _report(args) -> int:

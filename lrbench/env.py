@@ -46,4 +46,5 @@ def environment(device: torch.device) -> Environment:
         platform=platform.platform(),
         device_name=device_name(device),
         git_commit=git_commit(),
+        threads=torch.get_num_threads(),
     )

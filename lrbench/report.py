@@ -341,7 +341,7 @@ def _notes(r: _Runs) -> list[str]:
         notes.append(f"Refused: {_plural(len(g), 'run')} on {_code(name)} use synthetic data (made-up inputs for "
                      "code-path tests) and are left out of every table and figure.")
     kept = r.kept
-    for status, verb in (("failed", "failed"), ("diverged", "diverged")):
+    for status, verb in (("failed", "failed"), ("timeout", "stopped at the time limit"), ("diverged", "diverged")):
         bad = kept[kept["status"] == status]
         if bad.empty:
             continue
@@ -351,7 +351,7 @@ def _notes(r: _Runs) -> list[str]:
             parts.append(f"{_code(name)} on {_code(problem)} (suite {_code(suite)}), seed {_seeds(g['seed'])}"
                          + (f": {msg}" if msg else ""))
         shown = "; ".join(parts[:8]) + (f"; and {len(parts) - 8} more" if len(parts) > 8 else "")
-        tail = (" Failed runs are retried by the next `lrbench run`." if status == "failed" else "")
+        tail = (" They are retried by the next `lrbench run`." if status != "diverged" else "")
         notes.append(f"{_plural(len(bad), 'run')} {verb}: {shown}.{tail} The comparisons count "
                      f"{'them' if len(bad) > 1 else 'it'} as the worst value.")
     for (suite, problem), g in r.main.groupby(["suite", "problem_name"], sort=True):

@@ -11,6 +11,9 @@ synchronises.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import inspect
 import math
 import random
@@ -18,6 +21,7 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +34,8 @@ from lrbench.schedules import Schedule
 from lrbench.schedules import resolve as resolve_schedule
 from lrbench.spec import RunConfig, RunResult
 
-__all__ = ["run_one", "make_result", "failure_message", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR"]
+__all__ = ["run_one", "make_result", "failure_message", "resolve_device", "build_optimizer", "DIVERGENCE_FACTOR",
+           "CpuPeak", "rss_bytes", "lost_result"]
 
 DIVERGENCE_FACTOR = 1e6
 """A run whose loss exceeds this multiple of its initial loss is marked ``diverged``."""
@@ -94,6 +99,115 @@ def _state_bytes(state: Any) -> int:
 def _peak_rss_bytes() -> int:
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib if sys.platform == "darwin" else kib * 1024
+
+
+def _status_kib(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``), or None without one."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory now (Linux), or None."""
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib * 1024
+
+
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``), so that memory a
+    previous run freed but the allocator kept does not count as this process's baseline."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+_WARM: list[bool] = []
+
+
+def _warm_up() -> None:
+    """Once per process, before its first measured run: a tiny training step with torch's
+    optimizers, so that what the first step of a process allocates for good (torch._dynamo's
+    import, the autograd engine, kernels' caches: 160 MiB on a fresh process, 2026-12-02) is not
+    charged to whichever run happens to come first."""
+    if _WARM:
+        return
+    _WARM.append(True)
+    with torch.random.fork_rng(devices=[]):
+        model = torch.nn.Linear(8, 2)
+        for opt in (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), torch.optim.Adam(model.parameters())):
+            loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.tensor([0, 1, 0, 1]))
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+
+class CpuPeak:
+    """The peak resident memory of a run's training steps above what its process holds once the
+    run's data and model are built and evaluated once: ``start()`` there, ``pause()`` /
+    ``resume()`` around each later evaluation, ``peak()`` at the end.
+
+    Where Linux lets a process reset its own high-water mark (``/proc/self/clear_refs`` ``5``,
+    then ``VmHWM``), ``start`` frees what Python and the heap hold unused (``gc.collect``,
+    ``malloc_trim``), resets the mark and takes ``VmRSS`` as the baseline; the figure is the
+    highest mark of the stretches of steps between evaluations, so neither what ran earlier in
+    the process nor the evaluation of the whole training set (the harness's work, not the
+    method's) is in it. Elsewhere it falls back to the growth of the process's peak RSS
+    (``getrusage``), which is 0 for every run that needs less than an earlier one in the process.
+    """
+
+    def __init__(self) -> None:
+        self.base = _peak_rss_bytes()
+        self.exact = False
+        self.best = 0
+        self.frozen = False
+
+    def _reset(self) -> bool:
+        gc.collect()
+        _trim_heap()
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return _status_kib("VmHWM") is not None
+
+    def start(self) -> None:
+        _warm_up()
+        gc.collect()
+        # what the process held before is out of the collector's sight during the run, so when
+        # a collection frees the run's reference cycles (autograd graphs) depends on the run
+        # alone, not on how many objects earlier runs left behind
+        gc.freeze()
+        self.frozen = True
+        self.exact = self._reset()
+        base = _status_kib("VmRSS") if self.exact else None
+        self.exact = base is not None
+        self.base = base * 1024 if self.exact else _peak_rss_bytes()
+
+    def pause(self) -> None:
+        """Before an evaluation: the mark of the steps since ``start`` / ``resume``."""
+        if self.exact:
+            self.best = max(self.best, _status_kib("VmHWM") * 1024 - self.base)
+
+    def resume(self) -> None:
+        """After an evaluation: its memory handed back, the mark reset."""
+        if self.exact:
+            self._reset()
+
+    def peak(self) -> int:
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
+        if self.exact:
+            self.pause()
+            return max(0, self.best)
+        return max(0, _peak_rss_bytes() - self.base)
 
 
 class _Batches:
@@ -163,12 +277,12 @@ def run_one(config: RunConfig) -> RunResult:
     device = resolve_device(config.device)
     env = environment(device)
     problem = make_problem(config.problem.key, **config.problem.options)
-    state: dict[str, Any] = {"steps": 0, "counter": OracleCounter(), "opt": None}
+    memory = CpuPeak()
+    state: dict[str, Any] = {"steps": 0, "counter": OracleCounter(), "opt": None, "memory": memory}
     curves: dict[str, list] = {}
     clock = _Clock(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _peak_rss_bytes()
     try:
         status, message = _train(config, problem, device, curves, clock, state)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of a run is recorded, the sweep goes on
@@ -177,10 +291,18 @@ def run_one(config: RunConfig) -> RunResult:
     if device.type == "cuda":
         peak = int(torch.cuda.max_memory_allocated(device))
     else:
-        peak = max(0, _peak_rss_bytes() - rss0)
+        peak = memory.peak()
     opt = state["opt"]
     return make_result(config, problem, status, message, state["steps"], curves, times, peak,
                        _state_bytes(dict(opt.state)) if opt is not None else 0, state["counter"], env)
+
+
+def lost_result(config: RunConfig, status: str, message: str) -> RunResult:
+    """The record of a run that returned nothing: stopped at its time limit (``timeout``) or
+    lost with its worker (``failed``); no steps, no curves, this process's environment."""
+    problem = make_problem(config.problem.key, **config.problem.options)
+    device = torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
+    return make_result(config, problem, status, message, 0, {}, [], 0, 0, OracleCounter(), environment(device))
 
 
 def failure_message(exc: BaseException) -> str:
@@ -266,6 +388,7 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
     def evaluate(step: int) -> str | None:
         """Record one curve point; return a divergence message, if any."""
         nonlocal checked
+        state["memory"].pause()
         task.model.eval()
         if modal:  # Schedule-Free: evaluate at the averaged iterate x, train at y
             opt.eval()
@@ -282,11 +405,15 @@ def _train(config, problem, device, curves, clock, state) -> tuple[str, str]:
         seen = losses[checked:step].cpu()
         msg = divergence(seen, checked, point["train_loss"], step, curves["train_loss"][0])
         checked = step
+        state["memory"].resume()
         return msg
 
     msg = evaluate(0)
     if msg:
         return "diverged", msg
+    # the data and the model are in memory and have been evaluated once (which is when a process
+    # first allocates for good what this problem's kernels cache): the run's own memory from here
+    state["memory"].start()
     for step in range(1, steps + 1):
         batch[0] = batches.next()
         t0 = clock.start()

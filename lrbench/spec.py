@@ -26,12 +26,16 @@ __all__ = [
     "SuiteEntry",
     "TuningProtocol",
     "RobustnessSweep",
+    "Execution",
+    "BACKENDS",
     "log_grid",
     "STATUSES",
     "canonical_json",
 ]
 
-STATUSES = ("ok", "diverged", "failed")
+STATUSES = ("ok", "diverged", "failed", "timeout")
+BACKENDS = ("local", "ray")
+"""Executors of a sweep (:mod:`lrbench.executors`)."""
 
 REPORT_FORMATS = ("md", "html", "all")
 """What ``lrbench report --format`` writes: ``leaderboard.md``, ``index.html``, or both."""
@@ -202,6 +206,9 @@ class Environment(_Frozen):
     platform: str
     device_name: str
     git_commit: str | None
+    #: torch's intra-op threads during the run (CPU results depend on it: a matrix product
+    #: splits its sums by thread); ``None`` in records made before it was recorded
+    threads: int | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Environment":
@@ -213,8 +220,9 @@ class RunResult(_Frozen):
     """Everything recorded about one finished run.
 
     Attributes:
-        status: ``ok``, ``diverged`` (non-finite loss or > 1e6 × the initial loss) or
-            ``failed`` (an exception; its text is in ``message``).
+        status: ``ok``, ``diverged`` (non-finite loss or > 1e6 × the initial loss),
+            ``failed`` (an exception, a worker that died, a memory limit; the cause is in
+            ``message``) or ``timeout`` (stopped at the per-run wall-time limit).
         steps: training steps completed.
         final: metrics at the last evaluation (``train_loss`` and the problem's others).
         best: best value of each metric over the evaluations (min or max by its sense).
@@ -223,7 +231,9 @@ class RunResult(_Frozen):
             step at which ``train_loss <= threshold``, or ``None``.
         wall_time_s: total time of the timed step region.
         median_step_s: median time of one step.
-        peak_memory_bytes: CUDA max allocated, or growth of the peak RSS on the CPU.
+        peak_memory_bytes: CUDA max allocated; on the CPU the peak resident memory of the
+            run above its process's resident memory once the problem's data and model were
+            built (``lrbench.runner.CpuPeak``), so it does not depend on what ran before.
         state_bytes: bytes of the tensors in ``optimizer.state`` at the end.
         forward, backward: oracle calls made through the closure.
         curves: column name -> values at each evaluation (``step``, ``time_s``,
@@ -338,6 +348,56 @@ class RobustnessSweep(_Frozen):
 
 
 @dataclass(frozen=True)
+class Execution(_Frozen):
+    """How a sweep runs (:mod:`lrbench.executors`): not part of any run key.
+
+    Attributes:
+        backend: ``"local"`` (worker processes on this machine) or ``"ray"``.
+        workers: runs at a time; ``None``: one per CPU core, or one per visible GPU on CUDA
+            (on Ray: as many as the cluster's resources hold). ``1`` runs in this process, as
+            lrbench always did, unless a limit needs a worker process.
+        threads: torch intra-op threads per run; ``None``: the cores divided among the
+            workers. CPU numbers are identical across executors at equal ``threads``.
+        address: the Ray cluster (``"auto"`` or ``"HOST:PORT"``); ``None`` starts a local one.
+        timeout_s: per-run wall-time limit (a run past it is stopped, status ``timeout``).
+        max_memory_mb: per-run resident-memory limit, enforced in the worker (status
+            ``failed``, message ``memory limit ...``).
+        resources: Ray resources of one run, e.g. ``(("cpu", 1.0), ("gpu", 0.25))``.
+    """
+
+    backend: str = "local"
+    workers: int | None = None
+    threads: int | None = None
+    address: str | None = None
+    timeout_s: float | None = None
+    max_memory_mb: float | None = None
+    resources: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"invalid backend: {self.backend!r} (one of {', '.join(BACKENDS)})")
+        for name in ("workers", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"invalid {name}: {value!r} (must be an integer >= 1)")
+        for name in ("timeout_s", "max_memory_mb"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value <= 0):
+                raise ValueError(f"invalid {name}: {value!r} (must be a number > 0)")
+        for k, v in self.resources:
+            if k not in ("cpu", "gpu") or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e6:
+                raise ValueError(f"invalid resources: {k} = {v!r} (cpu and gpu, numbers > 0)")
+        if self.address is not None and self.backend != "ray":
+            raise ValueError("invalid address: only the ray backend takes one")
+
+    def resource(self, name: str, default: float) -> float:
+        return dict(self.resources).get(name, default)
+
+    __hash__ = _Frozen.__hash__
+
+
+@dataclass(frozen=True)
 class Suite(_Frozen):
     """A named set of entries, seeds and a device: expands to :class:`RunConfig` s.
 
@@ -351,6 +411,7 @@ class Suite(_Frozen):
     device: str = "auto"
     tuning: TuningProtocol = TuningProtocol()
     robustness: RobustnessSweep | None = None
+    execution: Execution = Execution()
 
     def configs(self) -> list[RunConfig]:
         """Every run of the suite's entries with their hyper-parameters as given, seeds

@@ -77,7 +77,7 @@ def summary_table(runs: pd.DataFrame, headline: str | None = None) -> pd.DataFra
         row["median_step_s"] = float(g["median_step_s"].median())
         row["peak_memory_bytes"] = float(g["peak_memory_bytes"].max())
         row["diverged"] = int((g["status"] == "diverged").sum())
-        row["failed"] = int((g["status"] == "failed").sum())
+        row["failed"] = int(g["status"].isin(NOT_FINISHED).sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -155,6 +155,9 @@ def lr_robustness(runs: pd.DataFrame, param: str = "lr", majority: float = 0.5) 
 
 
 # --- shared helpers of the comparison tables -------------------------------------------------
+
+NOT_FINISHED = ("failed", "timeout")
+"""Statuses of runs that did not finish (counted as ``failed`` in the tables)."""
 
 _VERDICT_SYMBOLS = {"better": "▲", "worse": "▼", "no significant difference": "≈",
                     "too few seeds": "?", "no reference": ""}
@@ -281,7 +284,7 @@ def metric_table(runs: pd.DataFrame, metric: str = "final_train_loss", confidenc
             "mean": float(x.mean()) if len(x) else math.nan,
             "std": float(x.std(ddof=1)) if len(x) > 1 else math.nan,
             "median": _median(x), "ci_low": lo, "ci_high": hi, "diverged": diverged,
-            "failed": int((g["status"] == "failed").sum()), "diverged_rate": diverged / len(g),
+            "failed": int(g["status"].isin(NOT_FINISHED).sum()), "diverged_rate": diverged / len(g),
         })
     return pd.DataFrame(rows, columns=cols)
 

@@ -21,6 +21,14 @@ Format (``problems/default.toml`` is the embedded default)::
     seeds = [1000, 1001, 1002]          # a count N means 1000 .. 1000+N-1
     # criterion = "final_train_loss"    # default: each problem's own; sense = "min" | "max"
 
+    [execution]               # how the sweep runs (optional; not part of any run key)
+    workers = 2               # runs at a time (default: one per core, or per GPU on CUDA)
+    # threads = 1             # torch threads per run (default: the cores shared out)
+    # backend = "ray"         # local (default) | ray, with address = "auto" | "HOST:PORT"
+    timeout_s = 600           # per-run wall-time limit: status timeout
+    max_memory_mb = 4096      # per-run resident-memory limit: failed, "memory limit ..."
+    # resources = { cpu = 1, gpu = 0.25 }   # Ray resources of one run
+
     [robustness]              # the LR-robustness sweep (optional; defaults shown)
     low = 1e-4
     high = 1.0
@@ -53,6 +61,7 @@ from lrbench.spec import (
     Budget,
     OptimizerSpec,
     ProblemSpec,
+    Execution,
     RobustnessSweep,
     RunConfig,
     MAX_GRID,
@@ -69,7 +78,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SuiteError", "load_suite", "suite_names", "select", "check_configs", "MAX_SEEDS", "MAX_RUNS"]
+__all__ = ["SuiteError", "load_suite", "suite_names", "select", "check_configs", "with_execution", "MAX_SEEDS",
+           "MAX_RUNS"]
 
 DEFAULT = "default"
 MAX_SEEDS = 10_000
@@ -192,7 +202,7 @@ def _table_list(doc: dict, name: str, where: str) -> list[dict]:
 
 def parse_suite(doc: dict, stem: str, where: str, validate: bool = True) -> Suite:
     """Turn a parsed TOML document into a validated :class:`Suite`."""
-    unknown = set(doc) - {"name", "seeds", "device", "problems", "optimizers", "tune", "robustness"}
+    unknown = set(doc) - {"name", "seeds", "device", "problems", "optimizers", "tune", "robustness", "execution"}
     if unknown:
         raise SuiteError(f"{where}: unknown top-level key {sorted(unknown)[0]!r}")
     name = _check_name(doc.get("name", stem), where)
@@ -212,7 +222,32 @@ def parse_suite(doc: dict, stem: str, where: str, validate: bool = True) -> Suit
         optimizers.append((key, o, on))
     suite = build_suite(name, problems, optimizers, seeds, device, validate)
     return _check_size(dataclasses.replace(suite, tuning=_tuning(doc.get("tune", {}), where),
-                                           robustness=_robustness(doc.get("robustness"), where)))
+                                           robustness=_robustness(doc.get("robustness"), where),
+                                           execution=_execution(doc.get("execution", {}), where)))
+
+
+_EXECUTION_KEYS = {"workers", "threads", "backend", "address", "timeout_s", "max_memory_mb", "resources"}
+
+
+def _execution(table: Any, where: str) -> Execution:
+    t = dict(_fields(table, _EXECUTION_KEYS, where, "execution"))
+    return with_execution(Execution(), where=f"{where} [execution]", **t)
+
+
+def with_execution(execution: Execution, where: str = "", **changes: Any) -> Execution:
+    """``execution`` with the given fields replaced (None: keep), validated: the suite file's
+    ``[execution]`` table, then the command line's ``--workers`` etc. on top."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if "resources" in changes:
+        res = changes["resources"]
+        if not isinstance(res, dict):
+            raise SuiteError(f"{where}: invalid resources: {_shown(res)} (a table such as {{ cpu = 1, gpu = 0.25 }})")
+        changes["resources"] = tuple(sorted(res.items()))
+    try:
+        return dataclasses.replace(execution, **changes)
+    except (TypeError, ValueError) as exc:
+        prefix = f"{where}: " if where else ""
+        raise SuiteError(f"{prefix}{exc}") from None
 
 
 def _fields(table: Any, allowed: set[str], where: str, what: str) -> dict:

@@ -48,7 +48,7 @@ from lrbench.runner import (
     DIVERGENCE_FACTOR,
     _Batches,
     _Clock,
-    _peak_rss_bytes,
+    CpuPeak,
     _seed_everything,
     _state_bytes,
     divergence,
@@ -111,15 +111,15 @@ def run_seeds(configs: list[RunConfig]) -> list[RunResult]:
     clock = _Clock(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _peak_rss_bytes()
+    memory = CpuPeak()
     try:
-        _train(configs, problem, device, rec, clock)
+        _train(configs, problem, device, rec, clock, memory)
         failure = None
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded as failed runs, the sweep goes on
         failure = failure_message(exc)
         rec.check()  # seeds that diverged before the failure are recorded as diverged
     times = [t / n for t in clock.resolve()]
-    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else max(0, _peak_rss_bytes() - rss0)
+    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else memory.peak()
     results = []
     for i, (c, curves) in enumerate(zip(configs, rec.curves())):
         status, msg = rec.ended[i] or (("failed", failure) if failure else ("ok", ""))
@@ -204,7 +204,7 @@ class _Record:
         return out
 
 
-def _train(configs, problem, device, rec: _Record, clock) -> None:
+def _train(configs, problem, device, rec: _Record, clock, memory: CpuPeak) -> None:
     tasks = []
     for c in configs:  # exactly as run_one builds each seed's task
         _seed_everything(c.seed)
@@ -282,6 +282,7 @@ def _train(configs, problem, device, rec: _Record, clock) -> None:
 
     def evaluate(step: int) -> None:
         nonlocal elapsed, last_eval, checked_step
+        memory.pause()
         task.model.eval()
         values = {k: v.detach().cpu() for k, v in vmetrics(params + buffers).items()}
         task.model.train()
@@ -291,8 +292,10 @@ def _train(configs, problem, device, rec: _Record, clock) -> None:
         if step == 0 or step - checked_step >= _CHECK_EVERY or step == steps:
             rec.check()
             checked_step = step
+        memory.resume()
 
     evaluate(0)
+    memory.start()  # as in the runner: after the data, the models and a first evaluation
     for step in range(1, steps + 1):
         if not rec.alive.any():
             break

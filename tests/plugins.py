@@ -49,3 +49,51 @@ class Quadratic(Problem):
                 return {"train_loss": loss()}
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=1)
+
+
+class Hang(torch.optim.SGD):
+    """Its third step never returns (a run the time limit must stop)."""
+
+    def __init__(self, params, lr: float = 0.01):
+        super().__init__(params, lr=lr)
+        self.calls = 0
+
+    def step(self, closure):
+        self.calls += 1
+        if self.calls >= 3:
+            import time
+
+            while True:
+                time.sleep(1)
+        return super().step(closure)
+
+
+class KillsItsWorker(torch.optim.SGD):
+    """Its process dies of SIGKILL at its third step, unless the file ``marker`` exists; it
+    creates the file first, so the run succeeds when it is retried."""
+
+    def __init__(self, params, lr: float = 0.01, marker: str = ""):
+        super().__init__(params, lr=lr)
+        self.calls, self.marker = 0, marker
+
+    def step(self, closure):
+        import os
+        import signal
+        from pathlib import Path
+
+        self.calls += 1
+        if self.calls == 3 and self.marker and not Path(self.marker).exists():
+            Path(self.marker).write_text("killed once")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(closure)
+
+
+_HOARD: list = []
+
+
+class Hog(torch.optim.SGD):
+    """Keeps 64 MiB more of memory at every step (a run over its memory limit)."""
+
+    def step(self, closure):
+        _HOARD.append(torch.ones(16 * 2**20))
+        return super().step(closure)

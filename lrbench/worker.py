@@ -1,0 +1,150 @@
+"""What runs in a worker: one task (a run, or a batch of seeds) under a thread count and a
+memory limit. Every executor (:mod:`lrbench.executors`) calls :func:`run_task`, in this process
+or in a worker process, so a run gives the same numbers wherever it runs (at equal threads).
+
+The worker-process side of the local executor is here too (:func:`serve`): it ignores Ctrl-C
+(the driver stops the workers), and it exits by itself when the driver is gone, even if the
+driver was killed with SIGKILL and had no chance to stop it: Linux sends it SIGKILL when its
+parent dies (``PR_SET_PDEATHSIG``), and a watchdog thread checks that the driver's process is
+still alive every 0.2 s (other systems, and a worker whose parent is a fork server).
+"""
+
+from __future__ import annotations
+
+import _thread
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+import time
+
+__all__ = ["run_task", "serve", "steady_heap", "MEMORY_EXIT", "memory_message"]
+
+MEMORY_EXIT = 86
+"""Exit status of a worker that stopped itself at its memory limit."""
+_POLL_S = 0.05
+_DRIVER_POLL_S = 0.2
+
+
+def memory_message(limit_mb: float, rss: int | None = None) -> str:
+    seen = f" (resident {rss / 2**20:.0f} MiB)" if rss is not None else ""
+    return f"memory limit: over {limit_mb:g} MiB{seen}"
+
+
+def steady_heap() -> None:
+    """Serve every allocation from glibc's heap and never trim it by itself (``M_MMAP_THRESHOLD``
+    256 MiB, ``M_TRIM_THRESHOLD`` 1 GiB), in the processes that run lrbench's tasks.
+
+    By default glibc maps each block over a threshold that it moves as blocks are freed, so
+    how much of a run's memory is resident, and how many page faults its steps pay, depends on
+    what the process ran before: the same run measured 13-17 MiB above its baseline in one
+    process. With fixed thresholds it measured within 1-2 % (and the heap's free pages are
+    handed back before each run: :class:`lrbench.runner.CpuPeak`). Nothing happens elsewhere
+    than glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+        libc.mallopt(-8, 1)  # M_ARENA_MAX: one heap for every thread
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def run_task(configs: list, threads: int | None = None, max_memory_mb: float | None = None) -> list:
+    """Run one task: a single config, or configs that differ only in their seed (one batch).
+
+    ``threads`` sets torch's intra-op threads (recorded in each result's environment). Over
+    ``max_memory_mb`` of resident memory (checked every 50 ms) the run stops and every config
+    of the task is recorded ``failed`` with ``memory limit: ...``; if it cannot be stopped
+    within 2 s (inside one long native call), the process exits with :data:`MEMORY_EXIT`.
+    """
+    import torch
+
+    from lrbench.runner import lost_result, rss_bytes, run_one
+    from lrbench.vectorized import run_seeds
+
+    steady_heap()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if max_memory_mb is None:
+        return run_seeds(configs) if len(configs) > 1 else [run_one(configs[0])]
+    limit = max_memory_mb * 2**20
+    done, tripped = threading.Event(), []
+
+    def watch():
+        while not done.wait(_POLL_S):
+            rss = rss_bytes()
+            if rss is not None and rss > limit:
+                tripped.append(rss)
+                _thread.interrupt_main()
+                if not done.wait(2.0):
+                    os._exit(MEMORY_EXIT)
+                return
+
+    watcher = threading.Thread(target=watch, name="lrbench-memory", daemon=True)
+    watcher.start()
+    try:
+        results = run_seeds(configs) if len(configs) > 1 else [run_one(configs[0])]
+    except KeyboardInterrupt:
+        if not tripped:
+            raise
+        results = None
+    finally:
+        done.set()
+    if tripped:
+        import gc
+
+        gc.collect()
+        return [lost_result(c, "failed", memory_message(max_memory_mb, tripped[0])) for c in configs]
+    return results
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _watch_driver(pid: int) -> None:
+    def watch():
+        while True:
+            time.sleep(_DRIVER_POLL_S)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, another user's (a reused pid): keep going
+                pass
+
+    threading.Thread(target=watch, name="lrbench-driver-watch", daemon=True).start()
+
+
+def serve(conn, driver_pid: int, threads: int | None, max_memory_mb: float | None,
+          cuda_device: int | None = None) -> None:
+    """The loop of a local worker process: receive ``(task_id, configs)``, send
+    ``("start", task_id)`` as it starts (the time limit counts from there, not from a start-up
+    of the worker) and ``("done", task_id, results)``; ``None`` or a closed pipe ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    _watch_driver(driver_pid)
+    if cuda_device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(cuda_device)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        task_id, configs = msg
+        try:
+            conn.send(("start", task_id))
+            results = run_task(configs, threads, max_memory_mb)
+            conn.send(("done", task_id, results))
+        except (BrokenPipeError, OSError):
+            return
