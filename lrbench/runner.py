@@ -11,8 +11,6 @@ synchronises.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import inspect
 import math
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrbench._libc import libc
 from lrbench.closure import OracleCounter, make_closure
 from lrbench.env import environment
 from lrbench.registry import make_problem, optimizer_class
@@ -122,9 +121,8 @@ def _trim_heap() -> None:
     """Hand the heap's free pages back to the system (glibc's ``malloc_trim``), so that memory a
     previous run freed but the allocator kept does not count as this process's baseline."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        libc.malloc_trim(0)
-    except (OSError, AttributeError, TypeError):
+        libc().malloc_trim(0)
+    except AttributeError:  # not glibc, or no C library
         pass
 
 
@@ -185,8 +183,7 @@ class CpuPeak:
         # alone, not on how many objects earlier runs left behind
         gc.freeze()
         self.frozen = True
-        self.exact = self._reset()
-        base = _status_kib("VmRSS") if self.exact else None
+        base = _status_kib("VmRSS") if self._reset() else None
         self.exact = base is not None
         self.base = base * 1024 if self.exact else _peak_rss_bytes()
 

@@ -12,13 +12,13 @@ still alive every 0.2 s (other systems, and a worker whose parent is a fork serv
 from __future__ import annotations
 
 import _thread
-import ctypes
-import ctypes.util
 import os
 import signal
 import sys
 import threading
 import time
+
+from lrbench._libc import libc
 
 __all__ = ["run_task", "serve", "steady_heap", "MEMORY_EXIT", "memory_message"]
 
@@ -43,12 +43,12 @@ def steady_heap() -> None:
     process. With fixed thresholds it measured within 1-2 % (and the heap's free pages are
     handed back before each run: :class:`lrbench.runner.CpuPeak`). Nothing happens elsewhere
     than glibc."""
+    c = libc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-        libc.mallopt(-8, 1)  # M_ARENA_MAX: one heap for every thread
-    except (OSError, AttributeError, TypeError):
+        c.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+        c.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+        c.mallopt(-8, 1)  # M_ARENA_MAX: one heap for every thread
+    except AttributeError:  # not glibc, or no C library
         pass
 
 
@@ -104,9 +104,8 @@ def run_task(configs: list, threads: int | None = None, max_memory_mb: float | N
 def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
+            libc().prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except AttributeError:  # no C library
             pass
 
 

@@ -227,13 +227,19 @@ def _wait_for_records(db: Path, n: int, proc, limit_s=120) -> None:
     raise AssertionError("no run was recorded in time")
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the driver's children")
-def test_kill_9_of_the_driver_leaves_no_worker_and_a_rerun_records_each_run_once(tmp_path):
+def _driver_with_a_record(tmp_path):
+    """A driver of the slow suite once it has recorded a run, its database and its workers."""
     db = tmp_path / "d.sqlite"
     proc = _driver(tmp_path)
     _wait_for_records(db, 1, proc)
     family = _descendants(proc.pid)
     assert family, "the driver has worker processes"
+    return db, proc, family
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the driver's children")
+def test_kill_9_of_the_driver_leaves_no_worker_and_a_rerun_records_each_run_once(tmp_path):
+    db, proc, family = _driver_with_a_record(tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 10
@@ -254,10 +260,7 @@ def test_kill_9_of_the_driver_leaves_no_worker_and_a_rerun_records_each_run_once
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the driver's children")
 def test_ctrl_c_stops_the_workers_and_keeps_every_finished_run(tmp_path):
-    db = tmp_path / "d.sqlite"
-    proc = _driver(tmp_path)
-    _wait_for_records(db, 1, proc)
-    family = _descendants(proc.pid)
+    db, proc, family = _driver_with_a_record(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends: the whole foreground group
     assert proc.wait(30) == 130
     assert "every finished run is saved" in proc.stderr.read().decode()

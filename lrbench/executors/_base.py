@@ -12,12 +12,13 @@ yields exactly once, and an interrupt stops the workers before it propagates.
 from __future__ import annotations
 
 import abc
+import itertools
 import os
 from collections.abc import Iterator
 
 from lrbench.spec import RunConfig, RunResult
 
-__all__ = ["Executor", "Task", "cpu_cores", "timeout_message"]
+__all__ = ["Executor", "Task", "cpu_cores", "take", "timeout_message"]
 
 Task = list[RunConfig]
 
@@ -28,6 +29,13 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def take(tasks: Iterator[Task], n: int) -> list[Task]:
+    """The next ``n`` tasks (fewer, or none, once ``tasks`` runs out). Each is claimed in the
+    store as it is taken (:func:`lrbench.sweep.sweep`), so an executor takes only what it has
+    room to start."""
+    return list(itertools.islice(tasks, max(0, n)))
 
 
 def timeout_message(seconds: float) -> str:

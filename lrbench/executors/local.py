@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Iterator
 
-from lrbench.executors._base import Executor, Task, timeout_message
+from lrbench.executors._base import Executor, Task, take, timeout_message
 from lrbench.spec import RunResult
 from lrbench.worker import MEMORY_EXIT, memory_message, serve
 
@@ -115,14 +115,9 @@ class LocalPool(Executor):
         busy: list[_Worker] = []
         ids = itertools.count()
         tasks = iter(tasks)
-        more = True
         try:
             while True:
-                while more and len(busy) < self.slots:
-                    task = next(tasks, None)
-                    if task is None:
-                        more = False
-                        break
+                for task in take(tasks, self.slots - len(busy)):
                     w = idle.pop() if idle else _Worker(ctx, self._free_slot(busy + idle), self.threads,
                                                        self.max_memory_mb, self.gpus)
                     w.give(next(ids), task)

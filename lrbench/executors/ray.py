@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from lrbench.executors._base import Executor, Task, timeout_message
+from lrbench.executors._base import Executor, Task, take, timeout_message
 from lrbench.spec import RunResult
 
 __all__ = ["RayExecutor", "available", "unavailable_reason"]
@@ -70,14 +70,9 @@ class RayExecutor(Executor):
         self.slots = self._capacity()
         inflight: dict = {}  # ref -> (task, started)
         tasks = iter(tasks)
-        more = True
         try:
             while True:
-                while more and len(inflight) < self.slots:
-                    task = next(tasks, None)
-                    if task is None:
-                        more = False
-                        break
+                for task in take(tasks, self.slots - len(inflight)):
                     inflight[remote.remote(task, self.threads, self.max_memory_mb)] = (task, time.monotonic())
                 if not inflight:
                     return
