@@ -153,11 +153,12 @@ class CpuPeak:
 
     Where Linux lets a process reset its own high-water mark (``/proc/self/clear_refs`` ``5``,
     then ``VmHWM``), ``start`` freezes what the process holds (``gc.freeze``), frees what the
-    run's collector and the heap hold unused (``gc.collect``, ``malloc_trim``), resets the mark and takes ``VmRSS`` as the baseline; the figure is the
-    highest mark of the stretches of steps between evaluations, so neither what ran earlier in
-    the process nor the evaluation of the whole training set (the harness's work, not the
-    method's) is in it. Elsewhere it falls back to the growth of the process's peak RSS
-    (``getrusage``), which is 0 for every run that needs less than an earlier one in the process.
+    run's collector and the heap hold unused (``gc.collect``, ``malloc_trim``), resets the mark
+    and takes ``VmRSS`` as the baseline; the figure is the highest mark of the stretches of
+    steps between evaluations, so neither what ran earlier in the process nor the evaluation of
+    the whole training set (the harness's work, not the method's) is in it. Elsewhere it falls
+    back to the growth of the process's peak RSS (``getrusage``), which is 0 for every run that
+    needs less than an earlier one in the process.
     """
 
     def __init__(self) -> None:
