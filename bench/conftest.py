@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 
 import pytest
+
+from lrbench._libc import libc
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -18,12 +18,11 @@ def _steady_malloc() -> None:
     of 2.9 and 3.5 (4 runs each way, 2026-12-01). Serving them from the heap (thresholds of
     256 MiB / 1 GiB, as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ would) gave 2.59-2.69.
     Only the timing benchmarks do this; elsewhere than glibc it is skipped."""
-    name = ctypes.util.find_library("c")
+    c = libc()
     try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError, TypeError):
+        c.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+        c.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    except AttributeError:  # not glibc, or no C library
         pass
 
 

@@ -15,8 +15,6 @@ peaks come from the step benchmark itself (``torch.cuda.max_memory_allocated``).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import json
 import sys
@@ -26,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
 from test_step_cost import KEYS, MODELS, _training_step  # noqa: E402
+
+from lrbench._libc import libc  # noqa: E402
 
 
 def _status(field: str) -> int:
@@ -46,7 +46,7 @@ def step_peak(key: str, model_name: str) -> int:
 
 
 def main() -> None:
-    ctypes.CDLL(ctypes.util.find_library("c")).mallopt(-3, 64 << 10)  # M_MMAP_THRESHOLD, fixed
+    libc().mallopt(-3, 64 << 10)  # M_MMAP_THRESHOLD, fixed
     torch.set_num_threads(1)
     out = {f"{key}/{model}": step_peak(key, model) for model in MODELS for key in KEYS}
     print(json.dumps(out, indent=1))
