@@ -27,7 +27,7 @@ from lrbench.closure import OracleCounter, make_closure
 from lrbench.optimizers._core import Method
 from lrbench.problems._mlp import mlp
 from lrbench.registry import optimizer_class, optimizer_keys
-from lrbench.runner import build_optimizer
+from lrbench.core import build_optimizer
 
 MODELS = {"mlp": lambda: mlp(784, (1000, 1000), 10), "softmax": lambda: torch.nn.Linear(784, 10)}
 KEYS = [k for k in optimizer_keys() if issubclass(optimizer_class(k), Method)]

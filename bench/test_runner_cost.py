@@ -26,7 +26,8 @@ from test_step_cost import _training_step
 
 from lrbench.registry import make_problem, optimizer_class, optimizer_keys
 from lrbench.report import leaderboard_markdown
-from lrbench.runner import _Batches, _seed_everything, run_one
+from lrbench.core import Batches, seed_everything
+from lrbench.runner import run_one
 from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig
 from lrbench.store import Store, load_runs
 from lrbench.vectorized import run_seeds
@@ -44,23 +45,23 @@ def _bare_run() -> dict:
     """What a user would write by hand for the same run: build the task, evaluate, take the
     same steps on the same batches with ``torch.optim.SGD`` and a closure, evaluate again."""
     problem = make_problem("mnist_logreg")
-    _seed_everything(0)
+    seed_everything(0)
     task = problem.build(0, torch.device("cpu"))
     params = list(task.model.parameters())
     opt = torch.optim.SGD(params, lr=0.5)
-    batches = _Batches(task.n_train, task.batch_size, 0, torch.device("cpu"))
-    first = task.evaluate()
+    batches = Batches(task.n_train, task.batch_size, 0, torch.device("cpu"))
+    first = task.evaluate(None)
     for _ in range(HARNESS_STEPS):
         idx = batches.next()
 
         def closure():
             opt.zero_grad()
-            loss = task.loss(idx)
+            loss = task.loss(None, idx)
             loss.backward()
             return loss
 
         opt.step(closure)
-    return {"first": first, "last": task.evaluate()}
+    return {"first": first, "last": task.evaluate(None)}
 
 
 def test_harness(benchmark):
@@ -168,7 +169,7 @@ def _bare_step_s(key: str) -> float:
     """The same step on the same shapes without the runner: a softmax regression 784→10 on
     random data, batch 128, with lrbench's closure."""
     from lrbench.closure import make_closure
-    from lrbench.runner import build_optimizer
+    from lrbench.core import build_optimizer
 
     torch.manual_seed(0)
     model = torch.nn.Linear(784, 10)

@@ -20,7 +20,7 @@ from lrbench.closure import OracleCounter, make_closure
 from lrbench.problems._cnn import lenet5
 from lrbench.problems._mlp import mlp
 from lrbench.registry import optimizer_class, optimizer_keys
-from lrbench.runner import _state_bytes, build_optimizer
+from lrbench.core import build_optimizer, state_bytes
 
 MODELS = {"mlp": lambda: mlp(784, (1000, 1000), 10), "lenet5": lambda: lenet5()}
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -76,7 +76,7 @@ def test_step(benchmark, key, model_name, device):
     benchmark.extra_info.update({
         "forward_per_step": (counter.forward - before[0]) / calls,
         "backward_per_step": (counter.backward - before[1]) / calls,
-        "state_bytes_per_param": _state_bytes(dict(opt.state)) / n_params,
+        "state_bytes_per_param": state_bytes(dict(opt.state)) / n_params,
         "n_params": n_params,
         "peak_memory_bytes": int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None,
     })

@@ -154,7 +154,7 @@ def _list(what: str) -> int:
 
 def _run(args, argv: list[str]) -> int:
     from lrbench.report import write_report
-    from lrbench.runner import resolve_device
+    from lrbench.core import resolve_device
     from lrbench.store import Store, check_path
     from lrbench.executors import make_executor
     from lrbench.suite import check_configs, load_suite, select, with_execution

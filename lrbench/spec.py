@@ -233,7 +233,7 @@ class RunResult(_Frozen):
         median_step_s: median time of one step.
         peak_memory_bytes: CUDA max allocated; on the CPU the peak resident memory of the
             run above its process's resident memory once the problem's data and model were
-            built (``lrbench.runner.CpuPeak``), so it does not depend on what ran before.
+            built (``lrbench.memory.CpuPeak``), so it does not depend on what ran before.
         state_bytes: bytes of the tensors in ``optimizer.state`` at the end.
         forward, backward: oracle calls made through the closure.
         curves: column name -> values at each evaluation (``step``, ``time_s``,

@@ -56,7 +56,7 @@ from typing import Any, Iterable
 import torch
 
 from lrbench.registry import RegistryError, optimizer_class, problem_class
-from lrbench.runner import build_optimizer
+from lrbench.core import build_optimizer
 from lrbench.spec import (
     Budget,
     OptimizerSpec,

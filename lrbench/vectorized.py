@@ -18,11 +18,16 @@ on 200-element tensors, so the cost is Python and dispatch, not arithmetic. ``gr
 ``vmap`` and nested pytree arguments cost more than the three flat calls above, and per-seed
 Python at every evaluation cost as much as the steps (``bench/vectorized_seeds.py``).
 
-What vectorises (:func:`supports`): problems that declare ``vectorizable = True`` (their
-``loss`` and ``evaluate`` are tensor code without Python branching on values, ``float()`` or
-``.item()``, and every per-seed tensor is a parameter or buffer of ``task.model``), and
-optimizers with a ``functional`` classmethod (every built-in key but the wrapped
-learning-rate-free packages), without a ``schedule``. Everything else runs seed by seed.
+What vectorises: optimizers with a ``functional`` classmethod (every built-in key but the
+wrapped learning-rate-free packages), without a ``schedule`` (:func:`supports`), on a problem
+whose ``vectorize_min_seeds`` the batch reaches (a speed policy, applied by the sweep), and
+whose tasks pass a check when the batch starts: the problem's loss and evaluation are functions
+of explicit tensors (:class:`~lrbench.problems._base.Task`), and before the first step the
+batched loss, gradients and evaluation must equal each seed's own (:func:`_disagreement`,
+within 1e-4 relative: batched kernels round differently). A problem whose functions cannot be
+``vmap``-ed (Python branching on values, ``.item()``, random masks), or that keeps a per-seed
+tensor outside its model's parameters and buffers (all seeds would share seed 0's), fails the
+check, and its seeds run one by one (:func:`lrbench.runner.run_one`): nothing is declared.
 
 The optimizer's extra oracle calls (probes, validation gradients, Hessian-vector products)
 are pure functions of the parameters here (``torch.func`` transforms of the problem's loss),
@@ -39,23 +44,22 @@ from __future__ import annotations
 import inspect
 
 import torch
-from torch.func import functional_call, grad, grad_and_value, jvp, vmap
+from torch.func import grad, grad_and_value, jvp, vmap
 
 from lrbench.closure import OracleCounter
-from lrbench.env import environment
-from lrbench.registry import make_problem, optimizer_class, problem_class
-from lrbench.runner import (
+from lrbench.core import (
     DIVERGENCE_FACTOR,
-    _Batches,
-    _Clock,
-    CpuPeak,
-    _seed_everything,
-    _state_bytes,
+    Batches,
+    Harness,
     divergence,
-    failure_message,
     make_result,
-    resolve_device,
+    measure,
+    optimizer_kwargs,
+    seed_everything,
+    state_bytes,
 )
+from lrbench.registry import optimizer_class, problem_class
+from lrbench.runner import run_one
 from lrbench.spec import RunConfig, RunResult
 
 __all__ = ["supports", "run_seeds"]
@@ -69,66 +73,46 @@ def supports(config: RunConfig) -> bool:
         prob, opt = problem_class(config.problem.key), optimizer_class(config.optimizer.key)
     except Exception:  # noqa: BLE001 - unknown keys run (and fail) seed by seed
         return False
+    del prob  # a known problem; whether its tasks vectorise is checked when a batch starts
     facts = getattr(opt, "facts", None)
-    return (getattr(prob, "vectorizable", False) and callable(getattr(opt, "functional", None))
-            and (facts is None or facts.vectorizable) and "schedule" not in config.optimizer.hparams)
-
-
-class _Call(torch.nn.Module):
-    """A module whose forward is a task function, so that ``functional_call`` swaps in
-    the stacked seed's parameters and buffers of ``model`` for the duration of the call."""
-
-    def __init__(self, model: torch.nn.Module, fn) -> None:
-        super().__init__()
-        self.model, self.fn = model, fn
-
-    def forward(self, *args):
-        return self.fn(*args)
+    return (callable(getattr(opt, "functional", None)) and (facts is None or facts.vectorizable)
+            and "schedule" not in config.optimizer.hparams)
 
 
 def _functional(config: RunConfig, steps_per_epoch: int):
     cls = optimizer_class(config.optimizer.key)
-    hp = dict(config.optimizer.hparams)
-    accepted = inspect.signature(cls.__init__).parameters
-    for name, value in (("steps_per_epoch", steps_per_epoch), ("total_steps", config.budget.steps)):
-        if name in accepted and name not in hp:
-            hp[name] = value
-    return cls.functional(**hp)
+    return cls.functional(**optimizer_kwargs(cls, config.optimizer.hparams, steps_per_epoch, config.budget.steps))
 
 
 def run_seeds(configs: list[RunConfig]) -> list[RunResult]:
     """Run configs that differ only in their seed as one batch; one result per config, in order.
 
-    A failure of the batch as a whole (an exception) marks every run ``failed``."""
+    A failure of the batch as a whole (an exception) marks every run ``failed``. A batch whose
+    tasks fail the check at its start (see the module's docstring) runs its seeds one by one
+    instead: those results have ``vectorized`` = 1."""
     first = configs[0]
     assert all(c.optimizer == first.optimizer and c.problem == first.problem and c.budget == first.budget
                and c.device == first.device and c.suite == first.suite for c in configs), "seeds only"
-    device = resolve_device(first.device)
-    env = environment(device)
-    problem = make_problem(first.problem.key, **first.problem.options)
     n = len(configs)
     rec = _Record(n)
-    clock = _Clock(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    memory = CpuPeak()
-    try:
-        _train(configs, problem, device, rec, clock, memory)
-        failure = None
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded as failed runs, the sweep goes on
-        failure = failure_message(exc)
+    h, status, failure = measure(first, lambda h: _train(configs, h, rec))
+    if status == _REFUSED:
+        return [run_one(c) for c in configs]
+    if status == "failed":
         rec.check()  # seeds that diverged before the failure are recorded as diverged
-    times = [t / n for t in clock.resolve()]
-    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else memory.peak()
+    times = [t / n for t in h.times]
     results = []
     for i, (c, curves) in enumerate(zip(configs, rec.curves())):
         status, msg = rec.ended[i] or (("failed", failure) if failure else ("ok", ""))
         steps = rec.steps(i)
         f, b, hv = rec.calls[steps]
         counter = OracleCounter(forward=steps + f, backward=steps + b, hvp=hv)
-        results.append(make_result(c, problem, status, msg, steps, curves, times[:steps], peak, rec.state_bytes,
-                                   counter, env, vectorized=n))
+        results.append(make_result(c, h.problem, status, msg, steps, curves, times[:steps], h.peak,
+                                   rec.state_bytes, counter, h.env, vectorized=n))
     return results
+
+
+_REFUSED = "not vectorisable"  # the status of a batch that failed its check: its seeds run one by one
 
 
 class _Record:
@@ -160,7 +144,7 @@ class _Record:
         self.alive[i] = False
 
     def check(self) -> None:
-        """The runner's divergence test (:func:`lrbench.runner.divergence`) of every evaluation
+        """The runner's divergence test (:func:`lrbench.core.divergence`) of every evaluation
         not yet checked, for all seeds at once: a seed diverged at the first evaluation whose
         window of batch losses, or whose train loss, is not finite or over the limit. Done in
         chunks rather than at each evaluation, since the rows are kept anyway; a seed's curve,
@@ -204,20 +188,19 @@ class _Record:
         return out
 
 
-def _train(configs, problem, device, rec: _Record, clock, memory: CpuPeak) -> None:
+def _train(configs: list[RunConfig], h: Harness, rec: _Record) -> tuple[str, str]:
+    device, clock, memory = h.device, h.clock, h.memory
     tasks = []
     for c in configs:  # exactly as run_one builds each seed's task
-        _seed_everything(c.seed)
-        tasks.append(problem.build(c.seed, device))
+        seed_everything(c.seed)
+        tasks.append(h.problem.build(c.seed, device))
     task = tasks[0]
     names = [k for k, p in task.model.named_parameters() if p.requires_grad]
     bnames = [k for k, _ in task.model.named_buffers()]
     params = [torch.stack([dict(t.model.named_parameters())[k].detach() for t in tasks]) for k in names]
     buffers = [torch.stack([dict(t.model.named_buffers())[k] for t in tasks]) for k in bnames]
-    keys = [f"model.{k}" for k in names + bnames]
+    keys = names + bnames
     fopt = _functional(configs[0], task.steps_per_epoch)
-    loss_mod, eval_mod = _Call(task.model, task.loss), _Call(task.model, task.evaluate)
-    val_mod = _Call(task.model, task.val_loss) if task.val_loss is not None else None
     n, np_, nb = len(configs), len(names), len(bnames)
     state = vmap(fopt.init)(params)
     flat_state, layout = _pack(state)
@@ -227,7 +210,7 @@ def _train(configs, problem, device, rec: _Record, clock, memory: CpuPeak) -> No
     # Every vmapped function takes and returns flat lists of tensors: vmap flattens its
     # arguments' pytrees on every call, and that Python work dominates a step of a tiny model.
     def loss_at(flat, idx):  # flat: parameters, buffers
-        return functional_call(loss_mod, dict(zip(keys, flat)), (idx,))
+        return task.loss(dict(zip(keys, flat)), idx)
 
     def update(flat, idx):  # flat: parameters, gradients, loss, buffers, optimizer state
         ps, grads, loss = flat[:np_], flat[np_:2 * np_], flat[2 * np_]
@@ -236,9 +219,9 @@ def _train(configs, problem, device, rec: _Record, clock, memory: CpuPeak) -> No
         def split_loss(qs, split):
             if split == "train":
                 return loss_at(list(qs) + bs, idx)
-            if val_mod is None:
+            if task.val_loss is None:
                 raise ValueError("this problem supplies no validation batch (closure split='val')")
-            return functional_call(val_mod, dict(zip(keys, list(qs) + bs)), ())
+            return task.val_loss(dict(zip(keys, list(qs) + bs)))
 
         def f_loss(qs, split="train"):
             calls[0] += 1
@@ -264,15 +247,15 @@ def _train(configs, problem, device, rec: _Record, clock, memory: CpuPeak) -> No
 
     def metrics(flat):
         with torch.no_grad():
-            return {k: torch.as_tensor(v) for k, v in functional_call(eval_mod, dict(zip(keys, flat)), ()).items()}
+            return {k: torch.as_tensor(v) for k, v in task.evaluate(dict(zip(keys, flat))).items()}
 
-    batches = [_Batches(t.n_train, t.batch_size, c.seed, device) for t, c in zip(tasks, configs)]
+    batches = [Batches(t.n_train, t.batch_size, c.seed, device) for t, c in zip(tasks, configs)]
     full_batch = task.batch_size is None
     idx_dim = None if full_batch else 0
     vloss = vmap(loss_at, in_dims=(0, idx_dim))
     vupdate = vmap(update, in_dims=(0, idx_dim))
     vmetrics = vmap(metrics)
-    rec.state_bytes = _state_bytes(state) // n
+    rec.state_bytes = state_bytes(state) // n
     steps, every = configs[0].budget.steps, configs[0].budget.eval_every
     lr = torch.tensor([_initial_lr(c) for c in configs], dtype=torch.float64)
     rec.losses = torch.empty(steps, n, device=device)
@@ -294,6 +277,9 @@ def _train(configs, problem, device, rec: _Record, clock, memory: CpuPeak) -> No
             checked_step = step
         memory.resume()
 
+    why = _disagreement(tasks, vloss, vmetrics, params, buffers)
+    if why is not None:
+        return _REFUSED, why
     evaluate(0)
     memory.start()  # as in the runner: after the data, the models and a first evaluation
     for step in range(1, steps + 1):
@@ -310,6 +296,59 @@ def _train(configs, problem, device, rec: _Record, clock, memory: CpuPeak) -> No
         calls[:] = [0, 0, 0]
         if step % every == 0 or step == steps:
             evaluate(step)
+    return "ok", ""
+
+
+_RTOL = 1e-4  # batched and per-seed kernels round differently; a wrong batch is off by far more
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to batched rounding (a non-finite value must be equal: else the seeds run alone)."""
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return a.shape == b.shape and (torch.equal(a, b) or bool((a - b).norm() <= _RTOL * b.norm()))
+
+
+def _disagreement(tasks, vloss, vmetrics, params, buffers) -> str | None:
+    """Why a batch of seeds would not compute each seed's own run, or ``None``: before the first
+    step, the batched loss on a batch per seed, its gradients and the batched evaluation must
+    equal what each seed's task computes with its own model (the single-run path). An exception
+    of the batched computation counts as a disagreement. Buffers are left as they were (a
+    batch-norm forward pass would update them). Costs one step and one evaluation per seed."""
+    n, task = len(tasks), tasks[0]
+    idx = None
+    if task.batch_size is not None:
+        bs = min(task.batch_size, task.n_train)
+        base = torch.arange(bs, device=params[0].device)
+        idx = torch.stack([(base + i * bs) % task.n_train for i in range(n)])
+    try:
+        leaves = [p.detach().requires_grad_() for p in params]
+        loss = vloss(leaves + [b.clone() for b in buffers], idx)
+        grads = torch.autograd.grad(loss.sum(), leaves)
+        loss = loss.detach()
+        task.model.eval()  # evaluations run in eval mode, as the runner's
+        values = {k: v.detach() for k, v in vmetrics([*params, *(b.clone() for b in buffers)]).items()}
+        task.model.train()
+    except Exception as exc:  # noqa: BLE001 - a problem whose functions do not vmap runs seed by seed
+        return f"the batched computation fails: {type(exc).__name__}: {exc}".splitlines()[0]
+    for i, t in enumerate(tasks):
+        own = [p for p in t.model.parameters() if p.requires_grad]
+        saved = [b.clone() for b in t.model.buffers()]
+        value = t.loss(None, None if idx is None else idx[i])
+        own_grads = torch.autograd.grad(value, own)
+        value = value.detach()
+        with torch.no_grad():
+            for b, v in zip(t.model.buffers(), saved):
+                b.copy_(v)
+        if not _close(loss[i], value):
+            return f"seed {i}: batched loss {float(loss[i]):.6g}, its own {float(value):.6g}"
+        if not all(_close(g[i], o) for g, o in zip(grads, own_grads)):
+            return f"seed {i}: the batched gradient is not its own"
+        t.model.eval()
+        mine = {k: torch.as_tensor(v) for k, v in t.evaluate(None).items()}
+        t.model.train()
+        if mine.keys() != values.keys() or not all(_close(values[k][i], mine[k]) for k in mine):
+            return f"seed {i}: the batched evaluation is not its own"
+    return None
 
 
 def _step(vloss, vupdate, params, buffers, flat_state, idx):

@@ -41,7 +41,7 @@ def steady_heap() -> None:
     how much of a run's memory is resident, and how many page faults its steps pay, depends on
     what the process ran before: the same run measured 13-17 MiB above its baseline in one
     process. With fixed thresholds it measured within 1-2 % (and the heap's free pages are
-    handed back before each run: :class:`lrbench.runner.CpuPeak`). Nothing happens elsewhere
+    handed back before each run: :class:`lrbench.memory.CpuPeak`). Nothing happens elsewhere
     than glibc."""
     c = libc()
     try:
@@ -62,7 +62,9 @@ def run_task(configs: list, threads: int | None = None, max_memory_mb: float | N
     """
     import torch
 
-    from lrbench.runner import lost_result, rss_bytes, run_one
+    from lrbench.core import lost_result
+    from lrbench.memory import rss_bytes
+    from lrbench.runner import run_one
     from lrbench.vectorized import run_seeds
 
     steady_heap()

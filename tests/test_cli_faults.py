@@ -89,8 +89,8 @@ def test_a_problem_subclass_given_as_module_class_runs_as_itself(plugins, lrbenc
     from lrbench.store import load_curves
 
     first = load_curves(plugins / "lrbench.sqlite", df.run_key[0])["train_loss"][0]
-    own = float(FarBeale(size="smoke").build(0, torch.device("cpu")).evaluate()["train_loss"])
-    parent = float(Beale(size="smoke").build(0, torch.device("cpu")).evaluate()["train_loss"])
+    own = float(FarBeale(size="smoke").build(0, torch.device("cpu")).evaluate(None)["train_loss"])
+    parent = float(Beale(size="smoke").build(0, torch.device("cpu")).evaluate(None)["train_loss"])
     assert first == own and abs(own - parent) > 10  # Beale's start (1, 1.5) is at f ≈ 41
 
 

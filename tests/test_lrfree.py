@@ -40,7 +40,7 @@ def test_runner_evaluates_schedule_free_at_the_averaged_iterate():
     task = make_problem("beale").build(3, torch.device("cpu"))
     params = list(task.model.parameters())
     opt = optimizer_class("sf_sgd")(params, lr=0.01)
-    closure = make_closure(lambda: task.loss(None), params)
+    closure = make_closure(lambda: task.loss(None, None), params)
     for _ in range(10):
         opt.step(closure)
     y = [float(v) for v in task.model.xy]

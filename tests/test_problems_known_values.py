@@ -38,7 +38,7 @@ def test_two_d_minimum(key, xmin, ymin):
 def test_rosenbrock_start_and_trajectory():
     p = lrbench.make_problem("rosenbrock")
     assert p.start == (-1.5, 2.0) and _value_and_grad("rosenbrock", -1.5, 2.0)[0] == 12.5
-    a, b, c = ({k: float(v) for k, v in p.build(s, CPU).evaluate().items()} for s in (0, 0, 1))
+    a, b, c = ({k: float(v) for k, v in p.build(s, CPU).evaluate(None).items()} for s in (0, 0, 1))
     assert a == b and a != c and {"x", "y"} <= set(a)
     assert abs(a["x"] + 1.5) < 0.5 and abs(a["y"] - 2.0) < 0.5
 
@@ -204,12 +204,12 @@ def test_repeated_closure_calls_see_the_same_batch():
         p = lrbench.make_problem(key, size="smoke", source="synthetic")
         task = p.build(0, CPU)
         idx = torch.arange(8)
-        first = task.loss(idx)
+        first = task.loss(None, idx)
         stats = [b.clone() for b in task.model.buffers()]
-        again = task.loss(idx)
+        again = task.loss(None, idx)
         assert torch.equal(first, again)
         assert all(torch.equal(a, b) for a, b in zip(stats, task.model.buffers()) if a.dtype.is_floating_point)
-        other = task.loss(torch.arange(8))  # a new batch (another index tensor): new draws
+        other = task.loss(None, torch.arange(8))  # a new batch (another index tensor): new draws
         assert not torch.equal(first, other)
         if key == "cifar10_vgg11bn":  # and BatchNorm's running statistics move again
             assert not all(torch.equal(a, b) for a, b in zip(stats, task.model.buffers()))
@@ -227,6 +227,6 @@ def test_weight_decay_is_part_of_the_objective():
 
         x, y = subset(*data["train"], p.max_eval)
         ce = float(torch.nn.functional.cross_entropy(task.model(x), y))
-        val = float(task.val_loss())
-    assert float(task.evaluate()["train_loss"]) == pytest.approx(ce + l2, rel=1e-5)
+        val = float(task.val_loss(None))
+    assert float(task.evaluate(None)["train_loss"]) == pytest.approx(ce + l2, rel=1e-5)
     assert math.isfinite(val)

@@ -75,7 +75,7 @@ def test_failure_is_recorded_and_named():
 
 
 def test_steps_per_epoch_reaches_optimizers_that_ask(monkeypatch):
-    from lrbench import runner
+    from lrbench import core
 
     seen = {}
 
@@ -84,7 +84,7 @@ def test_steps_per_epoch_reaches_optimizers_that_ask(monkeypatch):
             seen["n"] = steps_per_epoch
             super().__init__(params, lr=lr)
 
-    monkeypatch.setattr(runner, "optimizer_class", lambda key: WantsEpoch)
+    monkeypatch.setattr(core, "optimizer_class", lambda key: WantsEpoch)
     run_one(_cfg("mnist_logreg", "x", {"lr": 0.1}, steps=2, every=2))
     assert seen["n"] == 3500 // 128
 

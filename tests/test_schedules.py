@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from lrbench.runner import build_optimizer, run_one
+from lrbench.core import build_optimizer
+from lrbench.runner import run_one
 from lrbench.schedules import exponential, multistep, resolve, sgdr, staircase
 from lrbench.spec import Budget, OptimizerSpec, ProblemSpec, RunConfig
 from toys import quadratic

@@ -168,3 +168,24 @@ def test_sweep_runs_seeds_alone_where_a_batch_would_cost_more(tmp_path):
     runs = load_runs(tmp_path / "r.sqlite")
     assert sorted(runs[runs.problem == "mnist_logreg"]["vectorized"]) == [1, 1, 1, 1]
     assert sorted(runs[runs.problem == "beale"]["vectorized"]) == [4, 4, 4, 4]
+
+
+@pytest.mark.parametrize("key", ["plugins:SharedTarget", "plugins:OwnTensors", "plugins:Branches"])
+def test_a_problem_the_batch_cannot_reproduce_runs_seed_by_seed(key):
+    """Each of these problems breaks a batch differently (a per-seed tensor outside the model, a
+    loss that ignores the tensors it is given, Python branching on a value); the check at the
+    batch's start notices, the seeds run alone and their numbers are each seed's own run's."""
+    configs = _configs(key, "sgd", {"lr": 0.05}, (0, 1, 2), 6, 3)
+    assert supports(configs[0])  # nothing declared: the problem looks like any other
+    batched = run_seeds(configs)
+    for config, a in zip(configs, batched):
+        b = run_one(config)
+        assert a.vectorized == 1 and a.status == b.status == "ok"
+        assert a.curves["train_loss"] == b.curves["train_loss"]  # the same code path, the same machine
+    assert len({r.curves["train_loss"][0] for r in batched}) == 3  # the seeds differ
+
+
+def test_the_same_problem_done_right_runs_as_one_batch():
+    configs = _configs("plugins:Batched", "sgd", {"lr": 0.05}, (0, 1, 2), 6, 3)
+    for config, a in zip(configs, run_seeds(configs)):
+        _same_run(a, run_one(config), rtol=1e-5)

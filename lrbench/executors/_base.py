@@ -5,7 +5,7 @@ run as one batch (:mod:`lrbench.vectorized`). The sweep (:mod:`lrbench.sweep`) o
 and claims each task's runs just before the executor asks for the task, so executors never see
 the store: they take tasks from an iterator when they have room and yield ``(task, results)``,
 one result per config, in order. A run that returns nothing (stopped at its time limit, lost
-with its worker) still yields a result (:func:`lrbench.runner.lost_result`), so every task
+with its worker) still yields a result (:func:`lrbench.core.lost_result`), so every task
 yields exactly once, and an interrupt stops the workers before it propagates.
 """
 

@@ -108,7 +108,7 @@ class LocalPool(Executor):
             forkserver.ensure_running()
 
     def run(self, tasks) -> Iterator[tuple[Task, list[RunResult]]]:
-        from lrbench.runner import lost_result
+        from lrbench.core import lost_result
 
         ctx = self.ctx
         idle: list[_Worker] = []

@@ -60,7 +60,7 @@ class RayExecutor(Executor):
         return max(1, min(fits) if fits else 1)
 
     def run(self, tasks) -> Iterator[tuple[Task, list[RunResult]]]:
-        from lrbench.runner import lost_result
+        from lrbench.core import lost_result
 
         started_here = not _ray.is_initialized()
         if started_here:

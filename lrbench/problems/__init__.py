@@ -1,6 +1,6 @@
 """Built-in problems. Importing this package registers each of them."""
 
-from lrbench.problems._base import SIZES, Problem, Task
+from lrbench.problems._base import SIZES, Params, Problem, Task, forward, tensor
 from lrbench.problems.beale import Beale
 from lrbench.problems.boston_linreg import BostonLinreg
 from lrbench.problems.bukin6 import Bukin6
@@ -21,6 +21,7 @@ from lrbench.problems.rosenbrock import Rosenbrock
 
 __all__ = [
     "SIZES",
+    "Params",
     "Beale",
     "BostonLinreg",
     "Bukin6",
@@ -40,4 +41,6 @@ __all__ = [
     "Problem",
     "Rosenbrock",
     "Task",
+    "forward",
+    "tensor",
 ]

@@ -3,50 +3,74 @@
 from __future__ import annotations
 
 import abc
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from torch.func import functional_call
 
 from lrbench.spec import Budget, OptimizerSpec, ProblemSpec
 
-__all__ = ["SIZES", "Problem", "Task"]
+__all__ = ["SIZES", "Params", "Problem", "Task", "forward", "tensor"]
 
 SIZES = ("smoke", "default", "paper")
 """Problem sizes: ``smoke`` (seconds on a CPU, for tests), ``default`` (the suite's setting on a
 CPU) and ``paper`` (the seed paper's setting, meant for a GPU)."""
 
 
+Params = Mapping[str, torch.Tensor]
+"""Tensors that stand in for a task model's own: its parameters and buffers by name (as
+``torch.func.functional_call`` takes them), e.g. one seed's slice of stacked seeds under ``vmap``."""
+
+
 @dataclass
 class Task:
     """One problem instance for one seed, on one device.
 
+    The loss and the evaluation are functions of explicit tensors (as AlgoPerf's
+    ``model_fn(params, ...)``): each takes ``params``, a :data:`Params` mapping of the model's
+    parameter and buffer names to the tensors to compute with, or ``None`` for the model's own
+    (the single-run path, which computes exactly what the model itself would). So
+    :mod:`lrbench.vectorized` runs stacked seeds by ``vmap`` over ``params``, without a wrapper;
+    every per-seed tensor must therefore be a parameter or buffer of ``model`` (what a closure
+    captures is shared by all seeds). Whether a task can be vectorised is checked there, by
+    comparing the batched loss, gradients and evaluation with each seed's own; nothing is declared.
+
     Attributes:
-        model: holds every trainable parameter.
-        loss: training loss on a batch; takes a 1-D index tensor into the training set
-            (on the device), or ``None`` for the full batch.
-        evaluate: untimed evaluation at the current parameters: metric name -> float or 0-d
-            tensor (the runner takes floats); it always includes ``train_loss`` (the
-            full-training-set objective). A problem that declares ``vectorizable = True``
-            returns tensors and keeps every per-seed tensor in ``model`` (parameters or
-            buffers), so that :mod:`lrbench.vectorized` can ``vmap`` its loss and evaluation
-            over stacked seeds.
+        model: holds every trainable parameter (and any per-seed buffer).
+        loss: ``loss(params, idx)``, the training loss on a batch; ``idx`` is a 1-D index tensor
+            into the training set (on the device), or ``None`` for the full batch.
+        evaluate: ``evaluate(params)``, untimed evaluation: metric name -> float or 0-d tensor
+            (the runner takes floats; tensors can be ``vmap``-ed); it always includes
+            ``train_loss`` (the full-training-set objective).
         n_train: size of the training set.
         batch_size: examples per step, or ``None`` for full-batch training.
-        val_loss: loss on the validation batch (held-out training data), or ``None``.
+        val_loss: ``val_loss(params)``, the loss on the validation batch (held-out training
+            data), or ``None``.
     """
 
     model: torch.nn.Module
-    loss: Callable[[torch.Tensor | None], torch.Tensor]
-    evaluate: Callable[[], dict[str, float]]
+    loss: Callable[[Params | None, torch.Tensor | None], torch.Tensor]
+    evaluate: Callable[[Params | None], dict[str, float | torch.Tensor]]
     n_train: int
     batch_size: int | None = None
-    val_loss: Callable[[], torch.Tensor] | None = None
+    val_loss: Callable[[Params | None], torch.Tensor] | None = None
 
     @property
     def steps_per_epoch(self) -> int:
         return 1 if self.batch_size is None else max(1, self.n_train // self.batch_size)
+
+
+def forward(model: torch.nn.Module, params: Params | None, *args: Any) -> Any:
+    """``model(*args)``, with ``params`` in place of the model's own tensors unless it is None."""
+    return model(*args) if params is None else functional_call(model, dict(params), args)
+
+
+def tensor(model: torch.nn.Module, params: Params | None, name: str) -> torch.Tensor:
+    """The model's parameter or buffer ``name`` (dotted), or its stand-in in ``params``."""
+    return operator.attrgetter(name)(model) if params is None else params[name]
 
 
 class Problem(abc.ABC):
@@ -88,9 +112,11 @@ class Problem(abc.ABC):
     synthetic: bool = False
     needs_download: ClassVar[bool] = False
     has_validation: ClassVar[bool] = False
-    #: a vectorisable problem's seeds run as one batch only from this many on (None: never by
-    #: itself): below it the batched forward pass costs more per seed than one run alone
-    #: (measured with ``bench/vectorized_seeds.py``; reports/timing.md, "Vectorised seeds")
+    #: a problem's seeds are tried as one batch only from this many on (None: never): below it the
+    #: batched forward pass costs more per seed than one run alone (measured with
+    #: ``bench/vectorized_seeds.py``; reports/timing.md, "Vectorised seeds"). A speed policy, not
+    #: a promise: whether the batch reproduces each seed is checked when it starts
+    #: (:mod:`lrbench.vectorized`), and it runs seed by seed when it does not
     vectorize_min_seeds: ClassVar[int | None] = 2
 
     def __init__(self, size: str = "default", **options: Any) -> None:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lrbench.problems._base import Problem, Task
+from lrbench.problems._base import Params, Problem, Task, forward
 from lrbench.problems._cifar import CIFAR_SOURCES, NUM_CLASSES, augment, cifar_splits
 from lrbench.problems._cnn import Dropout
 from lrbench.problems._data import SOURCES, SYNTHETIC_SIZES, mnist_splits, subset
@@ -81,6 +81,10 @@ class Classification(Problem):
     weight_decay: float = 0.0
     augment: bool = False
     eval_chunk: int = 10_000
+    #: seeds run one by one unless a subclass measured that a batch pays (``mnist_logreg``): a
+    #: batched MLP costs more per seed than a run alone, and batch norm or dropout (whose masks
+    #: are random) make a batch differ from each seed's own run, which the batch's check refuses
+    vectorize_min_seeds: ClassVar[int | None] = None
 
     def __init__(self, size: str = "default", source: str | None = None) -> None:
         sources = SOURCES if self.dataset == "mnist" else CIFAR_SOURCES
@@ -158,8 +162,11 @@ class Classification(Problem):
         current: dict = {"idx": None}
         wd = self.weight_decay
 
-        def penalty() -> torch.Tensor:  # reads the parameters at call time (functional_call swaps them)
-            return 0.5 * wd * torch.stack([p.pow(2).sum() for p in model.parameters()]).sum()
+        names = [k for k, _ in model.named_parameters()]
+
+        def penalty(params: Params | None) -> torch.Tensor:
+            ps = model.parameters() if params is None else (params[k] for k in names)
+            return 0.5 * wd * torch.stack([p.pow(2).sum() for p in ps]).sum()
 
         def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
             if idx is current["idx"]:
@@ -171,7 +178,7 @@ class Classification(Problem):
             current.update(idx=idx, x=x, y=ytr[idx], key=key)
             return x, current["y"], True
 
-        def loss(idx: torch.Tensor | None = None) -> torch.Tensor:
+        def loss(params: Params | None, idx: torch.Tensor | None = None) -> torch.Tensor:
             if idx is None:
                 x, y, fresh = xtr, ytr, True
                 current["key"] = 0
@@ -180,34 +187,38 @@ class Classification(Problem):
             if mask_gen is not None:
                 mask_gen.manual_seed(current["key"])
             with _frozen_statistics(norms, frozen=not fresh):
-                out = F.cross_entropy(model(x), y)
-            return out + penalty() if wd else out
+                out = F.cross_entropy(forward(model, params, x), y)
+            return out + penalty(params) if wd else out
 
-        def evaluate() -> dict[str, float]:
+        def evaluate(params: Params | None) -> dict[str, torch.Tensor]:
+            def net(x):
+                return forward(model, params, x)
+
             with _eval_mode(model), torch.no_grad():
-                train_ce, _ = _mean_ce(model, xev, yev, self.eval_chunk)
-                test_loss, test_acc = _mean_ce(model, xte, yte, self.eval_chunk)
-                train = train_ce + penalty() if wd else train_ce
-                val_loss, val_acc = _mean_ce(model, xva, yva, self.eval_chunk)
+                train_ce, _ = _mean_ce(net, xev, yev, self.eval_chunk)
+                test_loss, test_acc = _mean_ce(net, xte, yte, self.eval_chunk)
+                train = train_ce + penalty(params) if wd else train_ce
+                val_loss, val_acc = _mean_ce(net, xva, yva, self.eval_chunk)
                 return {"train_loss": train, "test_loss": test_loss, "test_acc": test_acc,  # tensors: vmap-able
                         "val_loss": val_loss, "val_acc": val_acc}
 
-        def val_loss() -> torch.Tensor:
+        def val_loss(params: Params | None) -> torch.Tensor:
             with _eval_mode(model):
-                return F.cross_entropy(model(xva), yva)
+                return F.cross_entropy(forward(model, params, xva), yva)
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=len(ytr), batch_size=self.batch_size,
                     val_loss=val_loss)
 
 
-def _mean_ce(model, x, y, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy and accuracy over (x, y), in chunks of at most ``chunk`` examples."""
+def _mean_ce(net, x, y, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and accuracy of ``net`` (inputs -> logits) over (x, y), in chunks of at
+    most ``chunk`` examples."""
     if len(y) <= chunk:
-        out = model(x)
+        out = net(x)
         return F.cross_entropy(out, y), (out.argmax(1) == y).float().mean()
     total = correct = 0.0
     for i in range(0, len(y), chunk):
-        out = model(x[i : i + chunk])
+        out = net(x[i : i + chunk])
         total = total + F.cross_entropy(out, y[i : i + chunk], reduction="sum")
         correct = correct + (out.argmax(1) == y[i : i + chunk]).sum()
     return total / len(y), correct / len(y)

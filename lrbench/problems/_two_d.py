@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from lrbench.problems._base import Problem, Task
+from lrbench.problems._base import Params, Problem, Task, tensor
 
 
 class _Point(torch.nn.Module):
@@ -27,7 +27,6 @@ class TwoD(Problem):
 
     start: ClassVar[tuple[float, float]]
     spread: ClassVar[float] = 0.1
-    vectorizable: ClassVar[bool] = True
     has_validation: ClassVar[bool] = True  # the objective itself (seed 001 runs HD/RTHO on it)
 
     @staticmethod
@@ -40,11 +39,13 @@ class TwoD(Problem):
         model = _Point(xy0).to(device)
         f: Callable = self.f
 
-        def loss(_idx=None) -> torch.Tensor:
-            return f(model.xy[0], model.xy[1])
+        def loss(params: Params | None, _idx=None) -> torch.Tensor:
+            xy = tensor(model, params, "xy")
+            return f(xy[0], xy[1])
 
-        def evaluate() -> dict[str, torch.Tensor]:  # tensors: vmap-able (the runner takes floats)
+        def evaluate(params: Params | None) -> dict[str, torch.Tensor]:  # tensors: vmap-able (the runner takes floats)
             with torch.no_grad():
-                return {"train_loss": f(model.xy[0], model.xy[1]), "x": model.xy[0], "y": model.xy[1]}
+                xy = tensor(model, params, "xy")
+                return {"train_loss": f(xy[0], xy[1]), "x": xy[0], "y": xy[1]}
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=1, val_loss=loss)

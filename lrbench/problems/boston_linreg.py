@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from lrbench.problems._base import Problem, Task
+from lrbench.problems._base import Params, Problem, Task, forward
 from lrbench.problems._data import boston_splits
 from lrbench.registry import register_problem
 from lrbench.spec import Budget, OptimizerSpec
@@ -47,7 +47,6 @@ class BostonLinreg(Problem):
     headline = "test_loss"
     reference = OptimizerSpec("sgd", {"lr": 0.1})
     sizes: ClassVar[dict[str, dict]] = {"smoke": {"budget": Budget(steps=50, eval_every=1)}}
-    vectorizable: ClassVar[bool] = True  # loss and evaluation are tensor code over the model's parameters
     has_validation: ClassVar[bool] = True  # the full-batch training loss (seed 000 §4.2.1 has no split)
 
     def build(self, seed: int, device: torch.device) -> Task:
@@ -61,11 +60,12 @@ class BostonLinreg(Problem):
             model.bias.zero_()
         model = model.to(device)
 
-        def loss(_idx=None) -> torch.Tensor:
-            return (model(xtr).squeeze(1) - ytr).pow(2).mean()
+        def loss(params: Params | None, _idx=None) -> torch.Tensor:
+            return (forward(model, params, xtr).squeeze(1) - ytr).pow(2).mean()
 
-        def evaluate() -> dict[str, torch.Tensor]:  # tensors: vmap-able (the runner takes floats)
+        def evaluate(params: Params | None) -> dict[str, torch.Tensor]:  # tensors: vmap-able (the runner takes floats)
             with torch.no_grad():
-                return {"train_loss": loss(), "test_loss": (model(xte).squeeze(1) - yte).pow(2).mean()}
+                return {"train_loss": loss(params),
+                        "test_loss": (forward(model, params, xte).squeeze(1) - yte).pow(2).mean()}
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=len(ytr), val_loss=loss)

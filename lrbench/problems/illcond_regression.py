@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from lrbench.problems._base import Problem, Task
+from lrbench.problems._base import Params, Problem, Task, forward, tensor
 from lrbench.registry import register_problem
 from lrbench.spec import Budget, OptimizerSpec
 
@@ -54,7 +54,6 @@ class IllcondRegression(Problem):
     budget = Budget(steps=1000, eval_every=10)
     thresholds = (1e-1, 1e-3, 1e-5, 1e-7)
     reference = OptimizerSpec("adam", {"lr": 0.01})
-    vectorizable: ClassVar[bool] = True
     sizes: ClassVar[dict[str, dict]] = {"smoke": {"budget": Budget(steps=100, eval_every=10)},
              "paper": {"budget": Budget(steps=30_000, eval_every=100)}}
 
@@ -72,15 +71,15 @@ class IllcondRegression(Problem):
         y = (x @ a.T).float().to(device)
         x = x.float().to(device)
         model = _TwoLayerLinear(g).to(device)
-        model.register_buffer("target", y)  # per-seed data lives in the model: vmap-able seeds
+        model.register_buffer("target", y)  # per-seed data lives in the model (see Task)
 
-        def loss(idx=None) -> torch.Tensor:
-            yy = model.target
+        def loss(params: Params | None, idx=None) -> torch.Tensor:
+            yy = tensor(model, params, "target")
             xb, yb = (x, yy) if idx is None else (x[idx], yy[idx])
-            return (model(xb) - yb).pow(2).sum(1).mean()
+            return (forward(model, params, xb) - yb).pow(2).sum(1).mean()
 
-        def evaluate() -> dict[str, torch.Tensor]:
+        def evaluate(params: Params | None) -> dict[str, torch.Tensor]:
             with torch.no_grad():
-                return {"train_loss": loss()}
+                return {"train_loss": loss(params)}
 
         return Task(model=model, loss=loss, evaluate=evaluate, n_train=N_SAMPLES)

@@ -37,7 +37,6 @@ class MnistLogreg(Classification):
     thresholds = (0.5, 0.3, 0.2, 0.1)
     reference = OptimizerSpec("sgd", {"lr": 0.5})
     batch_size = 128
-    vectorizable: ClassVar[bool] = True  # no dropout or batch norm; loss and evaluation are tensor code
     vectorize_min_seeds: ClassVar[int | None] = 16  # 6 seeds: 2.7 ms per seed-step batched, 2.2 ms alone
     sizes: ClassVar[dict[str, dict]] = {
         "smoke": {"budget": Budget(steps=30, eval_every=5), "max_train": 512, "max_test": 256,
