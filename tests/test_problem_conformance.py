@@ -45,6 +45,39 @@ def test_declarations(key):
 
 
 @pytest.mark.parametrize("key", KEYS)
+def test_loss_and_evaluation_compute_with_the_tensors_they_are_given(key):
+    """``Task.loss(params, idx)``, ``evaluate(params)`` and ``val_loss(params)`` with stand-in
+    tensors (the model's own, moved by 1 %) equal the model's own functions after the same
+    tensors are copied into the model, and the loss's gradient reaches the stand-ins: what a
+    batch of seeds relies on (``lrbench.vectorized`` vmaps over ``params``)."""
+    task = smoke(key).build(0, torch.device("cpu"))
+    model = task.model
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    given = {k: (v.detach() * 1.01 if k in names else v.detach()).clone() for k, v in
+             [*model.named_parameters(), *model.named_buffers()]}
+    model.eval()
+    theirs = {k: float(v) for k, v in task.evaluate(dict(given)).items()}
+    val = None if task.val_loss is None else float(task.val_loss(dict(given)))
+    with torch.no_grad():
+        for k, v in [*model.named_parameters(), *model.named_buffers()]:
+            v.copy_(given[k])
+    own = {k: float(v) for k, v in task.evaluate(None).items()}
+    assert theirs == pytest.approx(own, rel=1e-6, abs=1e-9)
+    if val is not None:
+        assert val == pytest.approx(float(task.val_loss(None)), rel=1e-6, abs=1e-9)
+    model.train()
+    idx = None if task.batch_size is None else torch.arange(min(task.batch_size, task.n_train))
+    leaves = {k: v.clone().requires_grad_(k in names) for k, v in given.items()}
+    loss = task.loss(leaves, idx)  # first: a fresh batch (dropout masks drawn, batch-norm statistics)
+    grads = torch.autograd.grad(loss, [leaves[k] for k in names])
+    mine = task.loss(None, idx)  # the same batch again: the same masks, statistics left alone
+    own_grads = torch.autograd.grad(mine, [p for p in model.parameters() if p.requires_grad])
+    assert float(loss) == pytest.approx(float(mine), rel=1e-6, abs=1e-9)
+    for g, o in zip(grads, own_grads):
+        torch.testing.assert_close(g, o, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("key", KEYS)
 def test_deterministic_for_a_seed(key):
     problem = smoke(key)
     values = []
