@@ -6,27 +6,12 @@ import os
 
 import pytest
 
-from lrbench._libc import libc
+from lrbench.memory import steady_heap
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _steady_malloc() -> None:
-    """glibc serves blocks over its mmap threshold from fresh pages and returns them on free, so
-    a method that allocates parameter-sized temporaries every step (LQA, TLR, SLS, L4) paid page
-    faults every step, and how many depended on the process: identical runs gave LQA/sgd ratios
-    of 2.9 and 3.5 (4 runs each way, 2026-12-01). Serving them from the heap (thresholds of
-    256 MiB / 1 GiB, as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ would) gave 2.59-2.69.
-    Only the timing benchmarks do this; elsewhere than glibc it is skipped."""
-    c = libc()
-    try:
-        c.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        c.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-    except AttributeError:  # not glibc, or no C library
-        pass
-
-
-_steady_malloc()
+steady_heap()  # step times from the heap, as in lrbench's workers (see lrbench.memory.steady_heap)
 
 # The quick subset that .ci/run gates on every submission (`-m "not full"`): step costs on the
 # MLP on the CPU (the larger model: its ratios depend least on the machine's Python speed) for

@@ -18,14 +18,14 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from lrbench.closure import OracleCounter
 from lrbench.env import environment
-from lrbench.memory import CpuPeak
+from lrbench.memory import REPLAY_STEPS, CpuPeak, replayed_peak
 from lrbench.registry import make_problem, optimizer_class
 from lrbench.schedules import Schedule
 from lrbench.schedules import resolve as resolve_schedule
@@ -157,28 +157,48 @@ class Clock:
         return self.times
 
 
+class _Unmeasured:
+    """The memory gauge of a timed run on the CPU, whose figure comes from a replay instead."""
+
+    def start(self, warm: Callable[[], object] | None = None) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
 @dataclass
 class Harness:
     """What a training loop is measured with, from :func:`measure`: the device, the environment
-    recorded with the run, the problem instance, the clock of the step region and the CPU memory
-    gauge (which the loop starts once its data and model are built and evaluated, and pauses
-    around evaluations). After training, ``times`` holds the step times and ``peak`` the peak
-    memory (CUDA's allocator peak on the GPU, :class:`~lrbench.memory.CpuPeak` on the CPU)."""
+    recorded with the run, the problem instance, the clock of the step region and the memory
+    gauge (which the loop starts once its data and model are built and evaluated once, and pauses
+    around evaluations: a :class:`~lrbench.memory.CpuPeak` in the CPU's replay, idle otherwise).
+    After training, ``times`` holds the step times and ``peak`` the peak memory."""
 
     device: torch.device
     env: Environment
     problem: Any
     clock: Clock
-    memory: CpuPeak
+    memory: CpuPeak | _Unmeasured = field(default_factory=_Unmeasured)
     times: list[float] = field(default_factory=list)
     peak: int = 0
 
 
-def measure(config: RunConfig, train: Callable[[Harness], tuple[str, str]]) -> tuple[Harness, str, str]:
-    """Run ``train`` (a training loop returning its status and message) inside the measured
-    skeleton shared by single runs and seed batches; return the harness with the times and peak
-    memory, and the status and message. An exception of the loop (or a plug-in's ``SystemExit``)
-    is the status ``failed`` with its one-line message; ``KeyboardInterrupt`` propagates.
+R = TypeVar("R")
+Train = Callable[[Harness, "int | None", Any], tuple[str, str]]
+"""A training loop: ``train(harness, steps, record)`` trains for the budget's steps (or only the
+first ``steps``), writes what it records into ``record`` and returns its status and message."""
+
+
+def measure(config: RunConfig, train: Train, new_record: Callable[[], R]) -> tuple[Harness, str, str, R]:
+    """Run the training loop ``train`` inside the measured skeleton that single runs and seed
+    batches share; return the harness (step times, peak memory), the status and message, and
+    the timed run's record. An exception of the loop (or a plug-in's ``SystemExit``) is the
+    status ``failed`` with its one-line message; ``KeyboardInterrupt`` propagates.
+
+    Memory: on CUDA, the allocator's peak over the timed run; on the CPU, the peak resident
+    memory of a replay of the first :data:`~lrbench.memory.REPLAY_STEPS` steps after it, into a
+    record that is thrown away (:func:`lrbench.memory.replayed_peak` says why).
 
     Raises:
         ValueError: an invalid device, or a problem key or options that do not build (before
@@ -186,16 +206,21 @@ def measure(config: RunConfig, train: Callable[[Harness], tuple[str, str]]) -> t
     """
     device = resolve_device(config.device)
     h = Harness(device, environment(device), make_problem(config.problem.key, **config.problem.options),
-                Clock(device), CpuPeak())
+                Clock(device))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    record = new_record()
     try:
-        status, message = train(h)
+        status, message = train(h, None, record)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of a run is recorded, the sweep goes on
         status, message = "failed", failure_message(exc)
     h.times = h.clock.resolve()
-    h.peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else h.memory.peak()
-    return h, status, message
+    if device.type == "cuda":
+        h.peak = int(torch.cuda.max_memory_allocated(device))
+    else:
+        h.peak = replayed_peak(lambda gauge: train(Harness(device, h.env, h.problem, Clock(device), gauge),
+                                                   REPLAY_STEPS, new_record()))
+    return h, status, message, record
 
 
 def applied_lr(group: dict) -> float:

@@ -231,9 +231,10 @@ class RunResult(_Frozen):
             step at which ``train_loss <= threshold``, or ``None``.
         wall_time_s: total time of the timed step region.
         median_step_s: median time of one step.
-        peak_memory_bytes: CUDA max allocated; on the CPU the peak resident memory of the
-            run above its process's resident memory once the problem's data and model were
-            built (``lrbench.memory.CpuPeak``), so it does not depend on what ran before.
+        peak_memory_bytes: CUDA max allocated; on the CPU the peak resident memory of a
+            replay of the run's first steps above its process's resident memory once the
+            replay's data and model were built (``lrbench.memory.replayed_peak``), so it does
+            not depend on what ran before.
         state_bytes: bytes of the tensors in ``optimizer.state`` at the end.
         forward, backward: oracle calls made through the closure.
         curves: column name -> values at each evaluation (``step``, ``time_s``,

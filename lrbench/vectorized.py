@@ -94,8 +94,8 @@ def run_seeds(configs: list[RunConfig]) -> list[RunResult]:
     assert all(c.optimizer == first.optimizer and c.problem == first.problem and c.budget == first.budget
                and c.device == first.device and c.suite == first.suite for c in configs), "seeds only"
     n = len(configs)
-    rec = _Record(n)
-    h, status, failure = measure(first, lambda h: _train(configs, h, rec))
+    h, status, failure, rec = measure(first, lambda h, steps, rec: _train(configs, h, steps, rec),
+                                      lambda: _Record(n))
     if status == _REFUSED:
         return [run_one(c) for c in configs]
     if status == "failed":
@@ -188,7 +188,9 @@ class _Record:
         return out
 
 
-def _train(configs: list[RunConfig], h: Harness, rec: _Record) -> tuple[str, str]:
+def _train(configs: list[RunConfig], h: Harness, only: int | None, rec: _Record) -> tuple[str, str]:
+    """The batched training loop (see :data:`lrbench.core.Train`): the budget's steps, or the
+    first ``only``."""
     device, clock, memory = h.device, h.clock, h.memory
     tasks = []
     for c in configs:  # exactly as run_one builds each seed's task
@@ -257,6 +259,8 @@ def _train(configs: list[RunConfig], h: Harness, rec: _Record) -> tuple[str, str
     vmetrics = vmap(metrics)
     rec.state_bytes = state_bytes(state) // n
     steps, every = configs[0].budget.steps, configs[0].budget.eval_every
+    if only is not None:
+        steps = min(steps, only)
     lr = torch.tensor([_initial_lr(c) for c in configs], dtype=torch.float64)
     rec.losses = torch.empty(steps, n, device=device)
     elapsed, last_eval, checked_step = 0.0, 0, 0
@@ -280,8 +284,10 @@ def _train(configs: list[RunConfig], h: Harness, rec: _Record) -> tuple[str, str
     why = _disagreement(tasks, vloss, vmetrics, params, buffers)
     if why is not None:
         return _REFUSED, why
-    evaluate(0)
-    memory.start()  # as in the runner: after the data, the models and a first evaluation
+    replay = only is not None  # the memory replay takes steps only: no evaluations
+    if not replay:
+        evaluate(0)
+    memory.start()  # after the check's batched forward and backward pass, which created the kernels
     for step in range(1, steps + 1):
         if not rec.alive.any():
             break
@@ -294,7 +300,7 @@ def _train(configs: list[RunConfig], h: Harness, rec: _Record) -> tuple[str, str
         rec.calls.append(tuple(a + b for a, b in zip(rec.calls[-1], calls)))
         rec.last_step = step
         calls[:] = [0, 0, 0]
-        if step % every == 0 or step == steps:
+        if not replay and (step % every == 0 or step == steps):
             evaluate(step)
     return "ok", ""
 

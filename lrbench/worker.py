@@ -19,8 +19,9 @@ import threading
 import time
 
 from lrbench._libc import libc
+from lrbench.memory import steady_heap
 
-__all__ = ["run_task", "serve", "steady_heap", "MEMORY_EXIT", "memory_message"]
+__all__ = ["run_task", "serve", "MEMORY_EXIT", "memory_message"]
 
 MEMORY_EXIT = 86
 """Exit status of a worker that stopped itself at its memory limit."""
@@ -31,25 +32,6 @@ _DRIVER_POLL_S = 0.2
 def memory_message(limit_mb: float, rss: int | None = None) -> str:
     seen = f" (resident {rss / 2**20:.0f} MiB)" if rss is not None else ""
     return f"memory limit: over {limit_mb:g} MiB{seen}"
-
-
-def steady_heap() -> None:
-    """Serve every allocation from glibc's heap and never trim it by itself (``M_MMAP_THRESHOLD``
-    256 MiB, ``M_TRIM_THRESHOLD`` 1 GiB), in the processes that run lrbench's tasks.
-
-    By default glibc maps each block over a threshold that it moves as blocks are freed, so
-    how much of a run's memory is resident, and how many page faults its steps pay, depends on
-    what the process ran before: the same run measured 13-17 MiB above its baseline in one
-    process. With fixed thresholds it measured within 1-2 % (and the heap's free pages are
-    handed back before each run: :class:`lrbench.memory.CpuPeak`). Nothing happens elsewhere
-    than glibc."""
-    c = libc()
-    try:
-        c.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        c.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-        c.mallopt(-8, 1)  # M_ARENA_MAX: one heap for every thread
-    except AttributeError:  # not glibc, or no C library
-        pass
 
 
 def run_task(configs: list, threads: int | None = None, max_memory_mb: float | None = None) -> list:
