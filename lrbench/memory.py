@@ -99,9 +99,9 @@ def _warm_up() -> None:
 
 
 class CpuPeak:
-    """The peak resident memory of a run's training steps above what its process holds once the
-    run's data and model are built and evaluated once: ``start()`` there, ``pause()`` /
-    ``resume()`` around each later evaluation, ``peak()`` at the end.
+    """The peak resident memory of training steps above what the process holds at ``start()``
+    (called by a training loop once its data and model are built: in the memory replay of
+    :func:`replayed_peak`), ``pause()`` / ``resume()`` around evaluations, ``peak()`` at the end.
 
     Where Linux lets a process reset its own high-water mark (``/proc/self/clear_refs`` ``5``,
     then ``VmHWM``), ``start`` freezes what the process holds (``gc.freeze``), frees what the
