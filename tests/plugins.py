@@ -107,25 +107,6 @@ class OwnTensors(_Regression):
         return self.task(model, loss)
 
 
-class Branches(_Regression):
-    """Branches in Python on a loss value (``float()``), which ``vmap`` cannot trace."""
-
-    registry_key = "plugins:Branches"
-
-    def build(self, seed, device):
-        model, x, target = self.parts(seed, device)
-        model.register_buffer("target", target)
-
-        def loss(params, idx):
-            t = tensor(model, params, "target")
-            xb, yb = (x, t) if idx is None else (x[idx], t[idx])
-            out = (torch.func.functional_call(model, dict(params), (xb,)) if params is not None
-                   else model(xb)).squeeze(1).sub(yb).pow(2).mean()
-            return out if float(out) < 1e30 else out.clamp(max=1e30)
-
-        return self.task(model, loss)
-
-
 class Batched(_Regression):
     """The same problem done right: the target is a buffer, every tensor comes from ``params``."""
 
@@ -141,6 +122,23 @@ class Batched(_Regression):
             return forward(model, params, xb).squeeze(1).sub(yb).pow(2).mean()
 
         return self.task(model, loss)
+
+
+class Branches(Batched):
+    """:class:`Batched` whose loss branches in Python on its value (``float()``), which ``vmap``
+    cannot trace."""
+
+    registry_key = "plugins:Branches"
+
+    def build(self, seed, device):
+        task = super().build(seed, device)
+        plain = task.loss
+
+        def loss(params, idx):
+            out = plain(params, idx)
+            return out if float(out) < 1e30 else out.clamp(max=1e30)
+
+        return self.task(task.model, loss)
 
 
 class Hang(torch.optim.SGD):
