@@ -31,7 +31,7 @@ from lrbench.schedules import Schedule
 from lrbench.schedules import resolve as resolve_schedule
 from lrbench.spec import Environment, RunConfig, RunResult
 
-__all__ = ["DIVERGENCE_FACTOR", "Batches", "Clock", "Harness", "applied_lr", "build_optimizer", "divergence",
+__all__ = ["DIVERGENCE_FACTOR", "Batches", "Clock", "Harness", "Train", "applied_lr", "build_optimizer", "divergence",
            "failure_message", "lost_result", "make_result", "measure", "optimizer_kwargs", "resolve_device",
            "seed_everything", "state_bytes"]
 
@@ -184,13 +184,13 @@ class Harness:
     peak: int = 0
 
 
-R = TypeVar("R")
+_R = TypeVar("_R")
 Train = Callable[[Harness, "int | None", Any], tuple[str, str]]
 """A training loop: ``train(harness, steps, record)`` trains for the budget's steps (or only the
 first ``steps``), writes what it records into ``record`` and returns its status and message."""
 
 
-def measure(config: RunConfig, train: Train, new_record: Callable[[], R]) -> tuple[Harness, str, str, R]:
+def measure(config: RunConfig, train: Train, new_record: Callable[[], _R]) -> tuple[Harness, str, str, _R]:
     """Run the training loop ``train`` inside the measured skeleton that single runs and seed
     batches share; return the harness (step times, peak memory), the status and message, and
     the timed run's record. An exception of the loop (or a plug-in's ``SystemExit``) is the
