@@ -162,17 +162,13 @@ class _Unmeasured:
 
     def start(self, warm: Callable[[], object] | None = None) -> None: ...
 
-    def pause(self) -> None: ...
-
-    def resume(self) -> None: ...
-
 
 @dataclass
 class Harness:
     """What a training loop is measured with, from :func:`measure`: the device, the environment
     recorded with the run, the problem instance, the clock of the step region and the memory
-    gauge (which the loop starts once its data and model are built and evaluated once, and pauses
-    around evaluations: a :class:`~lrbench.memory.CpuPeak` in the CPU's replay, idle otherwise).
+    gauge (which the loop starts once its data and model are built: a
+    :class:`~lrbench.memory.CpuPeak` in the CPU's replay, idle otherwise).
     After training, ``times`` holds the step times and ``peak`` the peak memory."""
 
     device: torch.device

@@ -101,14 +101,13 @@ def _warm_up() -> None:
 class CpuPeak:
     """The peak resident memory of training steps above what the process holds at ``start()``
     (called by a training loop once its data and model are built: in the memory replay of
-    :func:`replayed_peak`), ``pause()`` / ``resume()`` around evaluations, ``peak()`` at the end.
+    :func:`replayed_peak`, which evaluates nothing), ``peak()`` at the end.
 
     Where Linux lets a process reset its own high-water mark (``/proc/self/clear_refs`` ``5``,
     then ``VmHWM``), ``start`` freezes what the process holds (``gc.freeze``), frees what the
     run's collector and the heap hold unused (``gc.collect``, ``malloc_trim``), resets the mark
-    and takes ``VmRSS`` as the baseline; the figure is the highest mark of the stretches of
-    steps between evaluations, so neither what ran earlier in the process nor the evaluation of
-    the whole training set (the harness's work, not the method's) is in it. Elsewhere it falls
+    and takes ``VmRSS`` as the baseline; the figure is the mark at the end above it, so what ran
+    earlier in the process is not in it. Elsewhere it falls
     back to the growth of the process's peak RSS (``getrusage``), which is 0 for every run that
     needs less than an earlier one in the process.
     """
@@ -116,7 +115,6 @@ class CpuPeak:
     def __init__(self) -> None:
         self.base = _peak_rss_bytes()
         self.exact = False
-        self.best = 0
         self.frozen = False
 
     def _reset(self) -> bool:
@@ -146,23 +144,12 @@ class CpuPeak:
         self.exact = base is not None
         self.base = base * 1024 if self.exact else _peak_rss_bytes()
 
-    def pause(self) -> None:
-        """Before an evaluation: the mark of the steps since ``start`` / ``resume``."""
-        if self.exact:
-            self.best = max(self.best, _status_kib("VmHWM") * 1024 - self.base)
-
-    def resume(self) -> None:
-        """After an evaluation: its memory handed back, the mark reset."""
-        if self.exact:
-            self._reset()
-
     def peak(self) -> int:
         if self.frozen:
             gc.unfreeze()
             self.frozen = False
         if self.exact:
-            self.pause()
-            return max(0, self.best)
+            return max(0, _status_kib("VmHWM") * 1024 - self.base)
         return max(0, _peak_rss_bytes() - self.base)
 
 
@@ -206,8 +193,8 @@ def returned_heap() -> Iterator[None]:
 
 def replayed_peak(replay: Callable[[CpuPeak], object]) -> int:
     """The CPU figure of a run: ``replay(gauge)`` trains a fresh copy of the run for
-    :data:`REPLAY_STEPS` steps, starting ``gauge`` once its data and model are built and evaluated
-    and pausing it around evaluations, as the timed run does; run inside :func:`returned_heap`.
+    :data:`REPLAY_STEPS` steps without evaluations, starting ``gauge`` once its data and model are
+    built; run inside :func:`returned_heap`.
     What the replay raises is ignored (the timed run recorded the failure): the figure is that of
     the steps before it."""
     gc.collect(1)  # the timed run's young cycles; a full collection walks all the process holds (0.2 s)

@@ -69,7 +69,6 @@ def _train(config: RunConfig, h: Harness, only: int | None, rec: _Record) -> tup
         def evaluate(step: int) -> str | None:
             """Record one curve point; return a divergence message, if any."""
             nonlocal checked
-            memory.pause()
             task.model.eval()
             if modal:  # Schedule-Free: evaluate at the averaged iterate x, train at y
                 opt.eval()
@@ -86,7 +85,6 @@ def _train(config: RunConfig, h: Harness, only: int | None, rec: _Record) -> tup
             seen = losses[checked:step].cpu()
             msg = divergence(seen, checked, point["train_loss"], step, curves["train_loss"][0])
             checked = step
-            memory.resume()
             return msg
 
         replay = only is not None  # the memory replay takes steps only: no evaluations

@@ -269,7 +269,6 @@ def _train(configs: list[RunConfig], h: Harness, only: int | None, rec: _Record)
 
     def evaluate(step: int) -> None:
         nonlocal elapsed, last_eval, checked_step
-        memory.pause()
         task.model.eval()
         values = {k: v.detach().cpu() for k, v in vmetrics(params + buffers).items()}
         task.model.train()
@@ -279,7 +278,6 @@ def _train(configs: list[RunConfig], h: Harness, only: int | None, rec: _Record)
         if step == 0 or step - checked_step >= _CHECK_EVERY or step == steps:
             rec.check()
             checked_step = step
-        memory.resume()
 
     why = _disagreement(tasks, vloss, vmetrics, params, buffers)
     if why is not None:
