@@ -44,7 +44,7 @@ from torch import Tensor
 
 from lrbench.optimizers._functional import Functional
 
-__all__ = ["Cost", "Facts", "Method", "TorchBacked", "INPLACE", "PURE", "Ops", "Oracle", "pure_driver"]
+__all__ = ["Cost", "Facts", "Method", "TorchBacked", "INPLACE", "PURE", "Ops", "Oracle", "cast", "const", "pure_driver"]
 
 
 # --------------------------------------------------------------------------- declared facts
@@ -142,7 +142,10 @@ class Ops(abc.ABC):
     def point_(self, xs, base, dirs, s: Scalar):
         """x ← base + (s·dirs), the product rounded first (not a fused multiply-add), so that a
         probe point or a step taken from a saved copy rounds as ``base + s * dirs`` does; in
-        place two kernels per tensor and no temporary (``xs`` must not be ``base``)."""
+        place two kernels per tensor and no temporary (``xs`` must not be ``base``). Not fused
+        on purpose: a fused point moves fd_newton's five-point second difference (ε = 1e-5) by
+        up to 1e+6 relative within 50 steps, and LQA's and TLR-naive's fits by 1e-9 to 1e-3,
+        far beyond what a 1e-15 perturbation of the start does (bench/trajectory_check.py)."""
 
     @abc.abstractmethod
     def sub_scaled_(self, xs, ys, a: Scalar):
@@ -159,12 +162,24 @@ class Ops(abc.ABC):
 
     def dot(self, xs, ys) -> Tensor:
         """Σ_tensors Σ x·y (0-d, in the dtype of the tensors): one ``vdot`` per tensor, no
-        temporary, the same kernels in both drivers."""
-        return functools.reduce(operator.add, self.dots(xs, ys))
+        temporary, the same kernels in both drivers; the per-tensor sums added in turn (two or
+        three tensors) or stacked and summed (more: two kernels however many tensors)."""
+        ds = self.dots(xs, ys)
+        if len(ds) > 3:
+            return torch.stack(ds).sum()
+        return functools.reduce(operator.add, ds)
 
     def dots(self, xs, ys) -> list[Tensor]:
-        """Per-tensor Σ x·y."""
-        return [torch.vdot(x.flatten(), y.flatten()) for x, y in zip(xs, ys)]
+        """Per-tensor Σ x·y (a 1-d tensor as it is, others flattened)."""
+        out = []
+        for x, y in zip(xs, ys):
+            fx = x if x.dim() == 1 else self._flat(x)
+            out.append(torch.vdot(fx, fx if y is x else (y if y.dim() == 1 else self._flat(y))))
+        return out
+
+    @staticmethod
+    def _flat(x: Tensor) -> Tensor:
+        return x.flatten()
 
     @staticmethod
     def select(cond: bool, a: Callable[[], Any], b: Callable[[], Any]):
@@ -175,6 +190,10 @@ class Ops(abc.ABC):
 
 class _InPlace(Ops):
     inplace = True
+
+    @staticmethod
+    def _flat(x):  # one view op (flatten dispatches three) for the contiguous tensors of step()
+        return x.view(-1) if x.is_contiguous() else x.reshape(-1)
 
     def lerp_(self, xs, ys, w):
         torch._foreach_lerp_(xs, ys, w)
@@ -259,6 +278,29 @@ class _Pure(Ops):
         if isinstance(alpha, Tensor):
             return [torch.addcmul(x, y, alpha) for x, y in zip(xs, ys)]
         return [torch.add(x, y, alpha=alpha) for x, y in zip(xs, ys)]
+
+
+_CONSTANTS: dict[tuple, Tensor] = {}
+
+
+def const(value: float, like: Tensor) -> Tensor:
+    """``value`` as a 0-d tensor of ``like``'s dtype and device, made once and cached (never
+    modified). A 0-d operation with a Python number costs about twice one with a tensor on the
+    CPU (torch wraps the number and converts it on every call); the result is the same, since
+    torch rounds the number to the op's compute type either way (float32 for the 16-bit types,
+    so their constants are float32 0-d tensors, which do not promote the result)."""
+    key = (float(value).hex(), like.dtype, like.device)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
+        c = _CONSTANTS[key] = torch.tensor(float(value), dtype=dtype, device=like.device)
+    return c
+
+
+def cast(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` in ``dtype``, without a dispatch when it already is (a 0-d ``.to`` costs as much
+    as an arithmetic op)."""
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 def _merge(cond, a, b):
@@ -635,7 +677,7 @@ def pure_driver(cls, **hparams) -> Functional:
     def step(params, grads, loss, state, oracle, t: int):
         fns = oracle if isinstance(oracle, dict) else {"loss": lambda ps, split="train": oracle(ps)}
         new_params, new_state, lr = cls.update(PURE, h, t, list(params), list(grads), dict(state),
-                                               loss.to(params[0].dtype), _PureOracle(params, fns))
+                                               cast(loss, params[0].dtype), _PureOracle(params, fns))
         new_state = dict(new_state)
         if counts:
             new_state["step"] = [s + 1 for s in state["step"]]

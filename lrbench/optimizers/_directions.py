@@ -15,7 +15,7 @@ import torch
 
 from lrbench.optimizers._core import Ops
 
-__all__ = ["sgd", "adam", "ema", "adagrad", "rmsprop", "SGD_KEYS", "ADAM_KEYS", "EMA_KEYS", "ADAGRAD_KEYS",
+__all__ = ["sgd", "adam", "ema", "ema_bias", "adagrad", "rmsprop", "SGD_KEYS", "ADAM_KEYS", "EMA_KEYS", "ADAGRAD_KEYS",
            "RMSPROP_KEYS"]
 
 SGD_KEYS = ("momentum_buffer",)
@@ -61,13 +61,18 @@ def adam(ops: Ops, t, params, grads, state, *, beta1: float, beta2: float, eps: 
 
 
 def ema(ops: Ops, t, params, grads, state, *, beta: float):
-    """The bias-corrected moving average of the gradient, m ← m + (1 − β)(g − m),
-    d = m / (1 − βᵏ) with k = t + 1 (Adam's first moment; L4Mom's direction). State
+    """The moving average of the gradient, m ← m + (1 − β)(g − m) (Adam's first moment;
+    L4Mom's direction is its bias-corrected m̂ = m / (1 − βᵏ), k = t + 1). Returns m itself,
+    the buffer, not m̂: a rule scales its step size by 1 / :func:`ema_bias` instead of
+    dividing every element (a pass over the parameters and a new tensor per step). State
     ``exp_avg``."""
     m = ops.lerp_(state["exp_avg"], grads, 1.0 - beta)
-    bc = _bias(beta, t)
-    d = torch._foreach_div(m, bc) if ops.inplace else [x / bc for x in m]
-    return d, grads, {**state, "exp_avg": m}, True
+    return m, grads, {**state, "exp_avg": m}, False
+
+
+def ema_bias(beta: float, t: int) -> float:
+    """1 − βᵏ, k = t + 1: the bias correction of :func:`ema` (m̂ = m / ema_bias)."""
+    return _bias(beta, t)
 
 
 def adagrad(ops: Ops, t, params, grads, state, *, eps: float, initial_accumulator_value: float = 0.0,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._core import Facts, Method, Ops, one_pass
+from lrbench.optimizers._core import Facts, Method, Ops, cast, const, one_pass
 
 __all__ = ["l4_eta", "l4_step", "l4_scalars", "L4Base", "validate_common", "FACTS"]
 
@@ -54,9 +54,9 @@ def l4_eta(loss: torch.Tensor, l_min: torch.Tensor, first: bool, gtv: torch.Tens
         step and min(L_min, L) after it, and the stored value for the next step,
         (1 + 1/τ)·L_min.
     """
-    l_min = gamma0 * loss if first else torch.minimum(l_min, loss)
-    eta = alpha * (loss - gamma * l_min) / (gtv + eps)
-    return eta, l_min * (1.0 + 1.0 / tau)
+    l_min = const(gamma0, loss) * loss if first else torch.minimum(l_min, loss)
+    eta = const(alpha, loss) * (loss - const(gamma, loss) * l_min) / (gtv + const(eps, gtv))
+    return eta, l_min * const(1.0 + 1.0 / tau, l_min)
 
 
 def l4_scalars(h: dict, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -71,21 +71,21 @@ def l4_step(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.T
     Args:
         direction: ``direction(ops, t, params, grads, state) -> (d, g, state, fresh)`` of
             :mod:`lrbench.optimizers._directions` whose state ``exp_avg`` is the uncorrected
-            first moment m, with m̂ = m / (1 − (1 − 1/τm)^(t+1)).
-        g_is_d: the direction is m̂ itself (L4Mom: gᵀv = ‖v‖²); otherwise (L4Adam)
-            gᵀv = m·v / (1 − (1 − 1/τm)^(t+1)), without forming m̂.
+            first moment m, with m̂ = m / b, b = 1 − (1 − 1/τm)^(t+1).
+        g_is_d: the direction is m̂ (L4Mom), given as m itself (:func:`~lrbench.optimizers.
+            _directions.ema`): gᵀv = ‖m‖² / b², and θ ← θ − (η / b) m, so m̂ is never formed;
+            otherwise (L4Adam) gᵀv = m·v / b, again without forming m̂.
 
     Returns:
         ``(params, state, η)``.
     """
     d, _, new, _ = direction(ops, t, params, grads, state)
-    if g_is_d:
-        gtv = ops.dot(d, d)
-    else:
-        gtv = ops.dot(new["exp_avg"], d) / (1.0 - (1.0 - 1.0 / h["tau_m"]) ** (t + 1))
-    eta, new["l_min"] = l4_eta(loss, state["l_min"], t == 0, gtv.to(loss.dtype), alpha=h["alpha"],
+    b = 1.0 - (1.0 - 1.0 / h["tau_m"]) ** (t + 1)
+    like = new["exp_avg"][0]
+    gtv = ops.dot(d, d) / const(b * b, like) if g_is_d else ops.dot(new["exp_avg"], d) / const(b, like)
+    eta, new["l_min"] = l4_eta(loss, state["l_min"], t == 0, cast(gtv, loss.dtype), alpha=h["alpha"],
                                gamma=h["gamma"], tau=h["tau"], gamma0=h["gamma0"], eps=h["eps"])
-    params = ops.sub_scaled_(params, d, eta)
+    params = ops.sub_scaled_(params, d, eta / const(b, eta) if g_is_d else eta)
     return params, new, eta
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from lrbench.optimizers import _validate as v
-from lrbench.optimizers._core import Cost, Facts, Ops, Oracle, one_pass
+from lrbench.optimizers._core import Cost, Facts, Ops, Oracle, cast, const, one_pass
 
 __all__ = ["sgd_step", "smoothed_bound", "sls_reset", "armijo_gap", "armijo_holds",
            "sps_step_size", "sps_rule", "sls_rule", "eta_state", "n_batches",
@@ -44,13 +44,13 @@ def sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], eta: torch.T
 
 def smoothed_bound(eta_prev: torch.Tensor, gamma: float, n_batches: int) -> torch.Tensor:
     """``γ^{1/n_batches} · η_prev``: the step size may grow by at most a factor γ per epoch."""
-    return eta_prev * gamma ** (1.0 / n_batches)
+    return eta_prev * const(gamma ** (1.0 / n_batches), eta_prev)
 
 
 def sls_reset(eta_prev: torch.Tensor, *, gamma: float, n_batches: int, eta_max: float) -> torch.Tensor:
     """Start of the line search, ``min(η_prev · γ^{1/n_batches}, η_max)`` (Vaswani et al. 2019,
     Algorithm 2 option 2, capped at ``η_max`` as in the authors' code)."""
-    return torch.clamp(smoothed_bound(eta_prev, gamma, n_batches), max=eta_max)
+    return torch.clamp_max(smoothed_bound(eta_prev, gamma, n_batches), const(eta_max, eta_prev))
 
 
 def armijo_gap(loss: torch.Tensor, trial_loss: torch.Tensor, eta: torch.Tensor, grad_sq: torch.Tensor,
@@ -59,13 +59,13 @@ def armijo_gap(loss: torch.Tensor, trial_loss: torch.Tensor, eta: torch.Tensor, 
 
     NaN when a loss is NaN (then the condition does not hold).
     """
-    return trial_loss - (loss - c * eta * grad_sq)
+    return trial_loss - (loss - const(c, eta) * eta * grad_sq)
 
 
 def armijo_holds(loss: torch.Tensor, trial_loss: torch.Tensor, eta: torch.Tensor, grad_sq: torch.Tensor,
                  c: float) -> torch.Tensor:
     """Boolean 0-d tensor: ``f(w - η g) <= f(w) - c η ‖g‖²`` (False on NaN)."""
-    return armijo_gap(loss, trial_loss, eta, grad_sq, c) <= 0
+    return armijo_gap(loss, trial_loss, eta, grad_sq, c) <= const(0.0, eta)
 
 
 def sps_step_size(loss: torch.Tensor, grad_sq: torch.Tensor, eta_prev: torch.Tensor, *, c: float,
@@ -73,8 +73,9 @@ def sps_step_size(loss: torch.Tensor, grad_sq: torch.Tensor, eta_prev: torch.Ten
     """SPS_max step size with the smoothed bound (Loizou et al. 2021).
 
     ``η = min(max(f_i - f_i*, 0) / (c ‖g‖²), η_b)`` with ``η_b = γ^{1/n_batches} η_prev``.
-    Degenerate cases, without Python branching, in seven 0-d operations (each costs a few µs
-    on the CPU, which is the whole of this rule's overhead on a small model):
+    Degenerate cases, without Python branching, in six 0-d operations (seven with ``f_i* ≠ 0``;
+    each costs a few µs on the CPU, which is the whole of this rule's overhead on a small
+    model; the constants are cached 0-d tensors, :func:`~lrbench.optimizers._core.const`):
 
     * ``‖g‖² = 0``: ``η = η_b`` (the update ``w - η·0`` does not move, and η does not
       collapse to 0, which would freeze the smoothed bound at 0 for ever), never NaN or inf:
@@ -91,9 +92,10 @@ def sps_step_size(loss: torch.Tensor, grad_sq: torch.Tensor, eta_prev: torch.Ten
         ``(eta, eta_next)``: the step size to apply and the ``η_prev`` of the next step.
     """
     bound = smoothed_bound(eta_prev, gamma, n_batches)
-    num = torch.clamp(loss - f_star, min=0.0)
-    eta = torch.fmin(num / (c * grad_sq), bound)
-    eta_next = torch.where(eta > 0, eta, eta_prev)
+    zero = const(0.0, eta_prev)
+    num = torch.clamp_min(loss if f_star == 0 else loss - const(f_star, loss), zero)
+    eta = torch.fmin(num / (const(c, grad_sq) * grad_sq), bound)
+    eta_next = torch.where(eta > zero, eta, eta_prev)
     return eta, eta_next
 
 
@@ -138,8 +140,8 @@ def sps_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.
     # last-bit change of η by ~1e7 within 50 steps on a small net, so this rounds differently
     # from the first implementation; bench/trajectory_check.py holds it to the drift of a 1e-15
     # start.)
-    grad_sq = ops.dot(grads, grads).to(eta_prev.dtype)
-    eta, eta_next = sps_step_size(loss.to(eta_prev.dtype), grad_sq, eta_prev, c=h["c"], f_star=h["f_star"],
+    grad_sq = cast(ops.dot(grads, grads), eta_prev.dtype)
+    eta, eta_next = sps_step_size(cast(loss, eta_prev.dtype), grad_sq, eta_prev, c=h["c"], f_star=h["f_star"],
                                   gamma=h["gamma"], n_batches=n_batches(h))
     params = ops.sub_scaled_(params, grads, eta)
     return params, {**state, "eta": eta_next}, eta
@@ -161,14 +163,14 @@ def sls_rule(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.
         ``(params, state, η)``; the state's ``eta`` is the accepted η (the next reset's η_prev).
     """
     eta0 = sls_reset(state["eta"], gamma=h["gamma"], n_batches=n_batches(h), eta_max=h["eta_max"])
-    f = loss.to(eta0.dtype)
-    grad_sq = ops.dot(grads, grads).to(eta0.dtype)
+    f = cast(loss, eta0.dtype)
+    grad_sq = cast(ops.dot(grads, grads), eta0.dtype)
     start = [p.detach().clone() for p in params] if ops.inplace else list(params)
     c, beta_b = h["c"], h["beta_b"]
     eta = oracle.search(
         eta0,
         lambda eta: oracle.loss_at(start, grads, -eta),
-        lambda eta, trial_loss: armijo_holds(f, trial_loss.to(eta.dtype), eta, grad_sq, c),
+        lambda eta, trial_loss: armijo_holds(f, cast(trial_loss, eta.dtype), eta, grad_sq, c),
         lambda eta: eta * beta_b,
         h["max_backtracks"] + 1)
     # w − (η g) as sgd_step computes it (a multiply, then a subtraction), bit-exact whatever the

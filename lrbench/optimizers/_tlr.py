@@ -179,21 +179,21 @@ def tlr_pl_step(ops: Ops, h: dict, t: int, params, grads, state: dict, *, window
     alphas after the update.
     """
     d, acc, new = _window(ops, h, t, params, grads, state)
-    lr0 = h["lr"] if fresh else h.get("initial_lr", h["lr"])
-    alphas = torch.stack([torch.as_tensor(lr0, dtype=a.dtype, device=a.device) if fresh or a.dim() else a
-                          for a in state["alpha"]])
-    if (t + 1) % window == 0:
+    alphas = list(state["alpha"])
+    if fresh or any(a.dim() for a in alphas):
+        lr0 = h["lr"] if fresh else h.get("initial_lr", h["lr"])
+        alphas = [torch.as_tensor(lr0, dtype=a.dtype, device=a.device) if fresh or a.dim() else a for a in alphas]
+    if (t + 1) % window == 0:  # the window's end: all tensors' factors at once
         mean, prev = _close(ops, state, acc, window)
         ip, sq = torch.stack(ops.dots(mean, prev)), torch.stack(ops.dots(mean, mean))
-        alphas = alphas * newton_factor(ip, sq, h["c"])
+        alphas = list((torch.stack(alphas) * newton_factor(ip, sq, h["c"])).unbind())
         new["grad_acc"], new["grad_prev"] = _zero_(ops, prev), mean
-    new["alpha"] = list(alphas.unbind())
-    neg = (-alphas).unbind()
+    new["alpha"] = alphas
     if ops.inplace:  # w <- w - alpha_l d_l, one kernel per tensor
-        torch._foreach_addcmul_(params, d, list(neg))
+        torch._foreach_addcmul_(params, d, alphas, value=-1.0)
     else:
-        params = [torch.addcmul(w, x, a) for w, x, a in zip(params, d, neg)]
-    return params, new, alphas.mean()
+        params = [torch.addcmul(w, x, a, value=-1.0) for w, x, a in zip(params, d, alphas)]
+    return params, new, torch.stack(alphas).mean()
 
 
 def tlr_naive_step(ops: Ops, h: dict, t: int, params, grads, state: dict, oracle: Oracle, *, window: int):
