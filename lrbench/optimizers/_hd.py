@@ -31,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from lrbench.optimizers._core import Ops, Oracle
+from lrbench.optimizers._core import Ops, Oracle, cast, const
 
 
 def lr_state(h: dict, like: torch.Tensor) -> dict:
@@ -64,17 +64,15 @@ def hd_step(ops: Ops, h: dict, t, params, grads, state: dict, oracle: Oracle, *,
                          "after step(); set gradients to None instead (zero_grad(set_to_none=True))")
     g = ops.add(grads, params, weight_decay) if weight_decay else grads
     e = oracle.grad("val")[1] if validation else g
-    dot = ops.dot(e, state[prev])
-    if dot.dtype != state["lr"].dtype:
-        dot = dot.to(state["lr"].dtype)
+    dot = cast(ops.dot(e, state[prev]), state["lr"].dtype)
     new = dict(state)
     if lr_momentum:
-        new["lr_buf"] = lr_momentum * state["lr_buf"] + hyper_lr * dot
+        new["lr_buf"] = const(lr_momentum, dot) * state["lr_buf"] + const(hyper_lr, dot) * dot
         lr = state["lr"] + new["lr_buf"]
     else:
         lr = torch.add(state["lr"], dot, alpha=hyper_lr)
     if floor is not None:
-        lr = torch.clamp_min(lr, floor)
+        lr = torch.clamp_min(lr, const(floor, lr))
     new["lr"] = lr
     d, _, new, fresh = direction(ops, t, params, g, new)
     params = ops.sub_scaled_(params, d, lr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lrbench.optimizers import _directions, _validate as v
-from lrbench.optimizers._core import Cost, Facts, Method
+from lrbench.optimizers._core import Cost, Facts, Method, cast, const
 from lrbench.registry import register_optimizer
 
 __all__ = ["LQA", "lqa_step_size"]
@@ -30,14 +30,15 @@ def lqa_step_size(loss: torch.Tensor, loss_minus: torch.Tensor, loss_plus: torch
         ``(step, next_delta0)``: the step size to apply and the next step's probe size
         (0-d tensors, dtype and device of ``delta0``).
     """
-    loss, loss_minus, loss_plus = (x.to(delta0.dtype) for x in (loss, loss_minus, loss_plus))
-    b = (loss_plus + loss_minus - 2.0 * loss) / (2.0 * delta0 * delta0)
-    a = (loss_plus - loss_minus) / (2.0 * delta0)
-    delta = a / (2.0 * b)
-    ok = (b > 0) & (delta > 0) & torch.isfinite(delta)
+    loss, loss_minus, loss_plus = (cast(x, delta0.dtype) for x in (loss, loss_minus, loss_plus))
+    two, zero = const(2.0, delta0), const(0.0, delta0)
+    b = (loss_plus + loss_minus - two * loss) / (two * delta0 * delta0)
+    a = (loss_plus - loss_minus) / (two * delta0)
+    delta = a / (two * b)
+    ok = (b > zero) & (delta > zero) & torch.isfinite(delta)
     probe_lower = loss_minus < loss  # False when either is NaN
-    step = torch.where(ok, delta, torch.where(probe_lower, delta0, torch.zeros_like(delta0)))
-    next_delta0 = torch.where(ok, delta, torch.where(probe_lower, delta0, 0.5 * delta0))
+    step = torch.where(ok, delta, torch.where(probe_lower, delta0, zero))
+    next_delta0 = torch.where(ok, delta, torch.where(probe_lower, delta0, const(0.5, delta0) * delta0))
     return step, next_delta0
 
 
