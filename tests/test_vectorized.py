@@ -98,6 +98,9 @@ HD_BETA = {"boston_linreg": 1e-6}
 CASES = [(p, k, h) for p in BUDGETS
          for k, h in (("sgd", {"lr": SGD_LR.get(p, 0.01)}), ("adam", {"lr": ADAM_LR.get(p, 0.01)}),
                       ("sgd_hd", {"lr": 0.01, "hypergrad_lr": HD_BETA.get(p, 1e-4)}))]
+# the methods that ask the batch for Hessian-vector products (lrbench.vectorized's hvp oracle)
+CASES += [("beale", "marthe", {"lr": 1e-3, "beta": 1e-4}), ("illcond_regression", "rtho", {"lr": 1e-3, "beta": 1e-3, "objective": "train"}),
+          ("mnist_logreg", "marthe", {"lr": 0.1, "beta": 1e-3})]
 
 
 @pytest.mark.parametrize("problem, key, hparams", CASES)
