@@ -384,3 +384,17 @@ def test_runs_on_cuda(dynamics):
         opt.step(closure)
     assert opt.param_groups[0]["lr"].device.type == "cuda"
     assert torch.isfinite(xc).all()
+
+
+def test_kept_gradient_changed_in_place_after_step_is_refused():
+    """With the online μ and plain SGD dynamics d_{t-1} is the previous gradient, which MARTHE
+    keeps (under lrbench's closure) without a copy: a change made to it in place after step()
+    is caught rather than silently used in g'_1 = −d_{t-1}·∇E."""
+    x, closure, _, _ = quadratic()
+    opt = MARTHE([x], lr=0.1, objective="train")
+    opt.step(closure)
+    opt.step(closure)  # the kept tensor is intact: fine
+    assert opt.state[x]["dir"] is x.grad  # kept, not copied
+    x.grad.zero_()
+    with pytest.raises(ValueError, match="changed in place"):
+        opt.step(closure)

@@ -340,6 +340,25 @@ class Oracle:
     kept: dict | None = None
     grads_are_fresh = False
 
+    def check_kept(self, xs, what: str) -> None:
+        """Raise ``ValueError`` when a gradient tensor that :meth:`keep` kept last step (``xs``,
+        read back from the state) was changed in place since."""
+        kept = self.kept
+        if kept and any(kept.get(id(x), x._version) != x._version for x in xs):
+            raise ValueError(f"{what}: the previous step's gradient, kept for this step, was changed in place "
+                             "after step(); set gradients to None instead (zero_grad(set_to_none=True))")
+
+    def keep(self, ops: Ops, buf, xs):
+        """This step's gradient ``xs`` as the state ``buf`` of the next step: the tensors
+        themselves, without a copy, where the closure sets ``p.grad`` to None before every
+        backward (``grads_are_fresh``: they are not written again; their version counters are
+        remembered for :meth:`check_kept`), else copied into ``buf`` (``ops.set_``)."""
+        if self.kept is not None and self.grads_are_fresh:
+            self.kept.clear()
+            self.kept.update((id(x), x._version) for x in xs)
+            return list(xs)
+        return ops.set_(buf, xs)
+
 
 class _InPlaceOracle(Oracle):
     """The oracle of ``step()``: it moves the parameters themselves to the probe points.

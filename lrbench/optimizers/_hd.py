@@ -58,10 +58,8 @@ def hd_step(ops: Ops, h: dict, t, params, grads, state: dict, oracle: Oracle, *,
     Returns:
         ``(params, state, η_t)``.
     """
-    kept = getattr(oracle, "kept", None)  # in place: id -> version of the gradient tensors kept last step
-    if kept and any(kept.get(id(x), x._version) != x._version for x in state["dir"]):
-        raise ValueError("hypergradient: the previous step's gradient, kept as d_{t-1}, was changed in place "
-                         "after step(); set gradients to None instead (zero_grad(set_to_none=True))")
+    if prev == "dir":
+        oracle.check_kept(state["dir"], "hypergradient")
     g = ops.add(grads, params, weight_decay) if weight_decay else grads
     e = oracle.grad("val")[1] if validation else g
     dot = cast(ops.dot(e, state[prev]), state["lr"].dtype)
@@ -76,16 +74,6 @@ def hd_step(ops: Ops, h: dict, t, params, grads, state: dict, oracle: Oracle, *,
     new["lr"] = lr
     d, _, new, fresh = direction(ops, t, params, g, new)
     params = ops.sub_scaled_(params, d, lr)
-    if prev == "dir":
-        if fresh:
-            new["dir"] = d
-        elif kept is not None and oracle.grads_are_fresh:
-            # d is this step's gradient: keep the tensors themselves, no copy (lrbench's closure sets
-            # p.grad to None before every backward, so they are not written again); their version
-            # counters, checked above, catch an in-place change made to them after step()
-            new["dir"] = list(d)
-            kept.clear()
-            kept.update((id(x), x._version) for x in d)
-        else:
-            new["dir"] = ops.set_(state["dir"], d)
+    if prev == "dir":  # d_t for the next step: a new list as it is, this step's gradient without a copy
+        new["dir"] = d if fresh else oracle.keep(ops, state["dir"], d)
     return params, new, lr

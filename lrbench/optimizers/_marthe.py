@@ -246,6 +246,8 @@ def marthe_step(ops: Ops, h: dict, t: int, params, grads, state: dict, loss, ora
     d_eta = ops.dot(z, e)                             # Δη_t, Eq. (11)
     g1 = None
     if h["mu"] is None:                               # g'_1(w_{t-1}, η_{t-1}) = −d_{t-1}·∇E(w_t), Eq. (8)
+        if dyn == "sgd":
+            oracle.check_kept(state["dir"], dyn)
         g1 = -ops.dot(state["momentum_buffer" if dyn == "sgdm" else "dir"], e)
     new = dict(state)
     new.update(hyper_step(state, d_eta, g1, beta=h["beta"], adapt_beta=h["adapt_beta"], mu=h["mu"]))
@@ -257,8 +259,8 @@ def marthe_step(ops: Ops, h: dict, t: int, params, grads, state: dict, loss, ora
         z = ops.add_(z, hz, -lr)                      # Z − η H Z
         z = _mul_(ops, z, mu_t)
         z = ops.add_(z, grads, -1.0)
-        if "dir" in new:
-            new["dir"] = ops.set_(state["dir"], grads)
+        if "dir" in new:  # d_t = g_t, without a copy under lrbench's closure
+            new["dir"] = oracle.keep(ops, state["dir"], grads)
     elif dyn == "sgdm":
         d, _, new, _ = _directions.sgd(ops, t, params, grads, new, momentum=h["momentum"])
         zb = ops.scale_add_(state["z_buf"], h["momentum"], hz)   # Z^v ← μ (m Z^v + H Z^w)
