@@ -35,6 +35,7 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple
@@ -289,9 +290,11 @@ def const(value: float, like: Tensor) -> Tensor:
     CPU (torch wraps the number and converts it on every call); the result is the same, since
     torch rounds the number to the op's compute type either way (float32 for the 16-bit types,
     so their constants are float32 0-d tensors, which do not promote the result)."""
-    key = (float(value).hex(), like.dtype, like.device)
-    c = _CONSTANTS.get(key)
+    key = (value, like.dtype, like.device) if value else (value, math.copysign(1.0, value), like.dtype, like.device)
+    c = _CONSTANTS.get(key)  # (0.0 and -0.0 are equal keys: the sign tells them apart)
     if c is None:
+        if value != value:  # NaN: never equal to a key, so not cached
+            return torch.tensor(value, dtype=like.dtype, device=like.device)
         dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
         c = _CONSTANTS[key] = torch.tensor(float(value), dtype=dtype, device=like.device)
     return c
