@@ -367,3 +367,20 @@ def test_the_allocation_test_fails_without_the_foreach_driver(key, monkeypatch):
     monkeypatch.setattr(core, "INPLACE", core.PURE)
     with pytest.raises(AssertionError):
         test_in_place_step_allocates_less_than_the_pure_one(key)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cached_constants_give_the_python_numbers_results(dtype):
+    from lrbench.optimizers._core import const
+    g = torch.Generator().manual_seed(0)
+    for value in (0.1, 1.0 / 3.0, 2.0 ** 0.01, 1e-12, -7.5, 0.0):
+        x = torch.randn((), generator=g, dtype=dtype)
+        c = const(value, x)
+        assert c.dtype == dtype and c.dim() == 0 and const(value, x) is c  # made once
+        for op in (torch.mul, torch.add, torch.div, torch.sub, torch.fmin, torch.maximum):
+            if op in (torch.fmin, torch.maximum):
+                assert torch.equal(op(x, c), op(x, torch.tensor(value, dtype=dtype)))
+            else:
+                assert torch.equal(op(x, c), op(x, value)), (op, value)
+    assert str(const(-0.0, x)) != str(const(0.0, x))  # -0.0 is its own constant
+    assert const(0.5, x) is not const(0.5, x.float() if dtype == torch.float64 else x.double())
