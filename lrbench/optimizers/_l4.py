@@ -31,6 +31,7 @@ import torch
 
 from lrbench.optimizers import _validate as v
 from lrbench.optimizers._core import Facts, Method, Ops, cast, const, one_pass
+from lrbench.optimizers._directions import ema_bias
 
 __all__ = ["l4_eta", "l4_step", "l4_scalars", "L4Base", "validate_common", "FACTS"]
 
@@ -80,7 +81,7 @@ def l4_step(ops: Ops, h: dict, t: int, params, grads, state: dict, loss: torch.T
         ``(params, state, η)``.
     """
     d, _, new, _ = direction(ops, t, params, grads, state)
-    b = 1.0 - (1.0 - 1.0 / h["tau_m"]) ** (t + 1)
+    b = ema_bias(1.0 - 1.0 / h["tau_m"], t)
     like = new["exp_avg"][0]
     gtv = ops.dot(d, d) / const(b * b, like) if g_is_d else ops.dot(new["exp_avg"], d) / const(b, like)
     eta, new["l_min"] = l4_eta(loss, state["l_min"], t == 0, cast(gtv, loss.dtype), alpha=h["alpha"],
