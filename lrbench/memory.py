@@ -153,7 +153,6 @@ class CpuPeak:
         return max(0, _peak_rss_bytes() - self.base)
 
 
-
 def _mallopt(*settings: tuple[int, int]) -> None:
     c = libc()
     try:

@@ -3,7 +3,6 @@ exit 2 (or it just works), faults inside runs are recorded runs, signals end it 
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
